@@ -1,0 +1,14 @@
+//! Learned image codecs: pixels <-> `.tfci` bytes.
+//!
+//! Layers of the crate, dependencies pointing down:
+//! - [`codec`]: the compress/decompress pipelines of the three families;
+//! - [`model`]: registry, manifest and weights loading, layer graphs (runs no ops);
+//! - [`cpu`]: the reference backend (every op; the deterministic entropy-parameter path);
+//! - [`entropy`]: the only user of constriction;
+//! - [`container`]: the only code that knows the `.tfci` bytes.
+
+pub mod container;
+pub mod cpu;
+pub mod entropy;
+pub mod model;
+pub mod tensor;

@@ -1,0 +1,90 @@
+//! Layer graphs of the three families as plain data: what to compute, never how.
+//!
+//! Weights keep PyTorch's layouts (`Conv2d` `[cout, cin, k, k]`, `ConvTranspose2d` `[cin, cout, k, k]`,
+//! GDN `gamma[i, j]` with row `i` the output channel) so the exporter writes them untouched and a
+//! backend repacks them once when it prepares a model.
+
+/// One layer of a transform. Padding is always `k / 2` ("same" alignment as TFC's `same_zeros`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Layer {
+    /// `Conv2d(cin, cout, k, stride, padding=k/2)`: output size `ceil(in / stride)`.
+    Conv {
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        /// `[cout, cin, k, k]`
+        weight: Vec<f32>,
+        /// `[cout]`
+        bias: Option<Vec<f32>>,
+    },
+    /// `ConvTranspose2d(cin, cout, k, stride, padding=k/2, output_padding=stride-1)`: output `stride * in`.
+    ConvTranspose {
+        cin: usize,
+        cout: usize,
+        k: usize,
+        stride: usize,
+        /// `[cin, cout, k, k]`
+        weight: Vec<f32>,
+        /// `[cout]`
+        bias: Option<Vec<f32>>,
+    },
+    /// Standard GDN (Ballé 2016): `y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)`; the inverse multiplies.
+    /// Holds the *effective* (already reparametrized) `beta` and `gamma`.
+    Gdn {
+        c: usize,
+        inverse: bool,
+        /// `[c]`
+        beta: Vec<f32>,
+        /// `[c, c]`, row `i` = output channel `i`
+        gamma: Vec<f32>,
+    },
+    /// `LeakyReLU(slope)`; PyTorch's default slope 0.01.
+    LeakyRelu { slope: f32 },
+}
+
+impl Layer {
+    /// Output shape `(c, h, w)` for an input of shape `(c, h, w)`.
+    pub fn output_shape(&self, (c, h, w): (usize, usize, usize)) -> (usize, usize, usize) {
+        match self {
+            Layer::Conv { cout, stride, .. } => (*cout, h.div_ceil(*stride), w.div_ceil(*stride)),
+            Layer::ConvTranspose { cout, stride, .. } => (*cout, h * stride, w * stride),
+            Layer::Gdn { .. } | Layer::LeakyRelu { .. } => (c, h, w),
+        }
+    }
+
+    /// Multiply-accumulates for an input of shape `(c, h, w)` (the peer's counting: conv taps, GDN's 1x1 mix).
+    pub fn macs(&self, (c, h, w): (usize, usize, usize)) -> u64 {
+        let (_, oh, ow) = self.output_shape((c, h, w));
+        match self {
+            Layer::Conv { cin, cout, k, .. } => (k * k * cin * cout * oh * ow) as u64,
+            Layer::ConvTranspose { cin, cout, k, .. } => (k * k * cin * cout * h * w) as u64,
+            Layer::Gdn { c, .. } => (c * c * h * w) as u64,
+            Layer::LeakyRelu { .. } => 0,
+        }
+    }
+}
+
+/// A sequential transform (`g_a`, `g_s`, `h_a`, `h_s`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Net {
+    pub name: String,
+    pub layers: Vec<Layer>,
+}
+
+impl Net {
+    /// Output shape of the whole net for an input shape.
+    pub fn output_shape(&self, shape: (usize, usize, usize)) -> (usize, usize, usize) {
+        self.layers.iter().fold(shape, |s, l| l.output_shape(s))
+    }
+
+    /// Total multiply-accumulates for an input shape.
+    pub fn macs(&self, mut shape: (usize, usize, usize)) -> u64 {
+        let mut total = 0;
+        for l in &self.layers {
+            total += l.macs(shape);
+            shape = l.output_shape(shape);
+        }
+        total
+    }
+}
