@@ -12,3 +12,10 @@ pub mod cpu;
 pub mod entropy;
 pub mod model;
 pub mod tensor;
+pub mod codec;
+mod error;
+pub mod image;
+
+pub use codec::{Codec, Decoded, Latents, Limits};
+pub use error::{Error, Result};
+pub use image::RgbImage;

@@ -1,0 +1,97 @@
+//! End-to-end CPU timing of every family in a model folder on one image, as JSON.
+//!
+//! Driven by `training/tfci_training/bench_peer.py` (`just bench-cpu`), which exports random-init
+//! models at CompressAI's zoo widths, times CompressAI/PyTorch on the same image in the same run and
+//! reports the ratio. Usage:
+//! `cargo bench -p codec-core --bench codec -- --models DIR --image PNG [--runs 7] [--warmup 2] [--threads 2]`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use codec_core::container::Packed;
+use codec_core::model::Registry;
+use codec_core::{Codec, Limits, RgbImage};
+
+struct Args {
+    models: PathBuf,
+    image: PathBuf,
+    runs: usize,
+    warmup: usize,
+    threads: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { models: "models".into(), image: PathBuf::new(), runs: 7, warmup: 2, threads: 2 };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{k} needs a value"));
+        match k.as_str() {
+            "--models" => a.models = val()?.into(),
+            "--image" => a.image = val()?.into(),
+            "--runs" => a.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if a.image.as_os_str().is_empty() {
+        return Err("--image is required".into());
+    }
+    Ok(a)
+}
+
+/// Median wall time in milliseconds of `runs` calls after `warmup` calls.
+fn median_ms<T>(warmup: usize, runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    for _ in 0..warmup {
+        std::hint::black_box(f());
+    }
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() -> Result<(), String> {
+    let args = parse_args()?;
+    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().map_err(|e| e.to_string())?;
+    let img = image::open(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?.into_rgb8();
+    let image = RgbImage { width: img.width() as usize, height: img.height() as usize, data: img.into_raw() };
+    let registry = Registry::open(&args.models).map_err(|e| e.to_string())?;
+    let limits = Limits::default();
+    let mut rows = Vec::new();
+    for entry in registry.families() {
+        let codec = Codec::new(registry.load(entry).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let level = codec.family().levels.div_ceil(2);
+        let bytes = codec.compress(&image, level, &limits).map_err(|e| e.to_string())?;
+        let packed = Packed::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        let x = image.to_tensor();
+        let fam = codec.family();
+        let (w, h) = (image.width, image.height);
+        let g_a = codec_core::cpu::CpuNet::prepare(&fam.g_a, codec_core::cpu::Math::Fast);
+        let g_a_ms = median_ms(args.warmup, args.runs, || g_a.forward(&x));
+        let compress_ms = median_ms(args.warmup, args.runs, || codec.compress(&image, level, &limits));
+        let decompress_ms = median_ms(args.warmup, args.runs, || codec.decompress_packed(&packed, level, &limits));
+        let macs = fam.g_a.macs((3, h, w)) + fam.g_s.macs(fam.g_a.output_shape((3, h, w)));
+        rows.push(format!(
+            "{{\"family\": \"{}\", \"architecture\": \"{}\", \"N\": {}, \"M\": {}, \"level\": {level}, \"width\": {w}, \
+             \"height\": {h}, \"bytes\": {}, \"g_a_ms\": {g_a_ms:.3}, \"compress_ms\": {compress_ms:.3}, \
+             \"decompress_ms\": {decompress_ms:.3}, \"transform_gmacs\": {:.4}, \"threads\": {}}}",
+            fam.name,
+            fam.architecture.as_str(),
+            fam.n,
+            fam.m,
+            bytes.len(),
+            macs as f64 / 1e9,
+            args.threads
+        ));
+        eprintln!("{}: compress {compress_ms:.1} ms, decompress {decompress_ms:.1} ms", fam.name);
+    }
+    println!("[\n  {}\n]", rows.join(",\n  "));
+    Ok(())
+}

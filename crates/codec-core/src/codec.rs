@@ -1,0 +1,428 @@
+//! The compress and decompress pipelines of the three families (docs/model-format.md,
+//! "The computation the tables belong to").
+//!
+//! Everything that decides a probability table runs on [`Math::Exact`]: the `z` medians are static,
+//! `z_hat` is an integer plus a median, and `h_s`'s body and scale half are the fixed-order FMA-free
+//! kernel, so the scale indexes are bit-identical on every machine. The transforms and the means run
+//! on [`Math::Fast`]: drift there moves pixels, never the parse.
+
+use crate::container::{Packed, Value};
+use crate::cpu::{CpuNet, Math};
+use crate::entropy::{self, CdfTables, RowMap};
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+use crate::model::graph::{Layer, Net};
+use crate::model::{Architecture, Family, Tables};
+use crate::tensor::Tensor;
+
+/// CompressAI's lower bound on Gaussian scales (`GaussianConditional(scale_bound=0.11)`).
+pub const SCALE_BOUND: f32 = 0.11;
+
+/// Size limits checked before any allocation sized from a header or an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_width: usize,
+    pub max_height: usize,
+    pub max_pixels: usize,
+}
+
+impl Default for Limits {
+    /// 65535 per side (TFC stores int32 shapes; PNG allows more, memory does not) and 64 Mpx.
+    fn default() -> Self {
+        Self { max_width: 65_535, max_height: 65_535, max_pixels: 1 << 26 }
+    }
+}
+
+impl Limits {
+    /// Checks an image size (also a size read from a file header).
+    pub fn check(&self, width: u64, height: u64) -> Result<()> {
+        let err = |reason: String| Err(Error::ImageSize { width, height, reason });
+        if width == 0 || height == 0 {
+            return err("empty image".into());
+        }
+        if width > self.max_width as u64 || height > self.max_height as u64 {
+            return err(format!("larger than the limit of {}x{}", self.max_width, self.max_height));
+        }
+        if width.saturating_mul(height) > self.max_pixels as u64 {
+            return err(format!("more than the limit of {} pixels", self.max_pixels));
+        }
+        Ok(())
+    }
+}
+
+/// What the encoder computed for one image, named as in the papers and the golden fixtures.
+#[derive(Clone, Debug)]
+pub struct Latents {
+    pub level: u32,
+    /// Image height and width.
+    pub x_shape: [usize; 2],
+    /// `g_a(x)`, before the gain.
+    pub y: Tensor,
+    /// `round(y * gain - median)` or `round(y * gain - means)`.
+    pub y_symbols: Vec<i32>,
+    /// Hyperprior only: `h_a(y * gain)`.
+    pub z: Option<Tensor>,
+    pub z_symbols: Option<Vec<i32>>,
+    /// Hyperprior only: the scale half of `h_s(z_hat)`, cropped to `y`.
+    pub scales: Option<Tensor>,
+    pub scale_indexes: Option<Vec<u32>>,
+    /// Hyperprior only: the mean half of `h_s(z_hat)`, cropped to `y`.
+    pub means: Option<Tensor>,
+}
+
+/// What the decoder read from a file: the symbols it parsed and the latent it reconstructs.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    /// Image height and width.
+    pub x_shape: [usize; 2],
+    pub y_symbols: Vec<i32>,
+    pub z_symbols: Option<Vec<i32>>,
+    pub scale_indexes: Option<Vec<u32>>,
+    /// The latent `g_s` runs on (gain applied).
+    pub y_hat: Tensor,
+}
+
+/// The hyperprior half of `mbt2018-mean`.
+#[derive(Debug)]
+struct Hyper {
+    h_a: CpuNet,
+    /// `h_s` without its last conv (Exact).
+    h_s_body: CpuNet,
+    /// The scale rows `[0, M)` of `h_s`'s last conv (Exact).
+    h_s_scales: CpuNet,
+    /// The mean rows `[M, 2M)` of `h_s`'s last conv (Fast).
+    h_s_means: CpuNet,
+    z_tables: CdfTables,
+    z_medians: Vec<f32>,
+    y_tables: CdfTables,
+    scale_table: Vec<f32>,
+}
+
+/// A loaded family, ready to code images at any of its levels.
+#[derive(Debug)]
+pub struct Codec {
+    family: Family,
+    g_a: CpuNet,
+    g_s: CpuNet,
+    /// Factorized families: per-level EntropyBottleneck tables and medians.
+    y_eb: Option<(CdfTables, Vec<f32>)>,
+    hyper: Option<Hyper>,
+}
+
+impl Codec {
+    /// Prepares the nets and the entropy models of a family.
+    pub fn new(family: Family) -> Result<Self> {
+        let g_a = CpuNet::prepare(&family.g_a, Math::Fast);
+        let g_s = CpuNet::prepare(&family.g_s, Math::Fast);
+        let (y_eb, hyper) = match &family.tables {
+            Tables::Factorized { y_eb } => {
+                let t = CdfTables::new(&y_eb.cdf, y_eb.rows, y_eb.row_len, &y_eb.cdf_len, &y_eb.offset)?;
+                (Some((t, y_eb.medians.clone())), None)
+            }
+            Tables::Hyperprior { z_eb, y_gc } => {
+                let (h_a, h_s) = match (&family.h_a, &family.h_s) {
+                    (Some(a), Some(s)) => (a, s),
+                    _ => return Err(Error::Shape("hyperprior model without h_a/h_s".into())),
+                };
+                let (body, scales, means) = split_h_s(h_s, family.m)?;
+                let hyper = Hyper {
+                    h_a: CpuNet::prepare(h_a, Math::Fast),
+                    h_s_body: CpuNet::prepare(&body, Math::Exact),
+                    h_s_scales: CpuNet::prepare(&scales, Math::Exact),
+                    h_s_means: CpuNet::prepare(&means, Math::Fast),
+                    z_tables: CdfTables::new(&z_eb.cdf, z_eb.rows, z_eb.row_len, &z_eb.cdf_len, &z_eb.offset)?,
+                    z_medians: z_eb.medians.clone(),
+                    y_tables: CdfTables::new(&y_gc.cdf, y_gc.rows, y_gc.row_len, &y_gc.cdf_len, &y_gc.offset)?,
+                    scale_table: y_gc.scale_table.clone(),
+                };
+                (None, Some(hyper))
+            }
+        };
+        Ok(Self { family, g_a, g_s, y_eb, hyper })
+    }
+
+    /// The loaded family.
+    pub fn family(&self) -> &Family {
+        &self.family
+    }
+
+    /// The model name of a level, as written into `"MD"`.
+    pub fn model_name(&self, level: u32) -> String {
+        format!("{}-{level}", self.family.name)
+    }
+
+    fn gains(&self, level: u32) -> Result<(&[f32], &[f32])> {
+        if level == 0 || level > self.family.levels {
+            return Err(Error::Model(crate::model::ModelError::BadLevel {
+                family: self.family.name.clone(),
+                level,
+                levels: self.family.levels,
+            }));
+        }
+        let m = self.family.m;
+        let r = (level as usize - 1) * m..level as usize * m;
+        Ok((&self.family.y_gain[r.clone()], &self.family.y_gain_inv[r]))
+    }
+
+    /// Runs the analysis side: `g_a`, the gain, the hyperprior and quantization.
+    pub fn analyze(&self, image: &RgbImage, level: u32, limits: &Limits) -> Result<Latents> {
+        limits.check(image.width as u64, image.height as u64)?;
+        let (gain, _) = self.gains(level)?;
+        let y = self.g_a.forward(&image.to_tensor());
+        let y_g = scale_channels(&y, gain);
+        let mut latents = Latents {
+            level,
+            x_shape: [image.height, image.width],
+            y,
+            y_symbols: Vec::new(),
+            z: None,
+            z_symbols: None,
+            scales: None,
+            scale_indexes: None,
+            means: None,
+        };
+        match (&self.y_eb, &self.hyper) {
+            (Some((_, medians)), _) => {
+                let m = self.family.m;
+                let med = &medians[(level as usize - 1) * m..level as usize * m];
+                latents.y_symbols = quantize(&y_g, |c, _| med[c]);
+            }
+            (None, Some(h)) => {
+                let z = h.h_a.forward(&y_g);
+                let z_symbols = quantize(&z, |c, _| h.z_medians[c]);
+                let z_hat = dequantize(&z_symbols, z.c, z.h, z.w, |c, _| h.z_medians[c]);
+                let (scales, means, indexes) = self.hyper_params(h, &z_hat, y_g.h, y_g.w);
+                latents.y_symbols = quantize(&y_g, |c, i| means.channel(c)[i]);
+                latents.z = Some(z);
+                latents.z_symbols = Some(z_symbols);
+                latents.scales = Some(scales);
+                latents.scale_indexes = Some(indexes);
+                latents.means = Some(means);
+            }
+            (None, None) => unreachable!("a codec has either factorized or hyperprior tables"),
+        }
+        Ok(latents)
+    }
+
+    /// `h_s(z_hat)` cropped to `y`'s size: scales (Exact), means (Fast) and the scale indexes.
+    fn hyper_params(&self, h: &Hyper, z_hat: &Tensor, yh: usize, yw: usize) -> (Tensor, Tensor, Vec<u32>) {
+        let body = h.h_s_body.forward(z_hat);
+        let scales = h.h_s_scales.forward(&body).crop(yh, yw);
+        let means = h.h_s_means.forward(&body).crop(yh, yw);
+        let indexes = scale_indexes(&scales.data, &h.scale_table);
+        (scales, means, indexes)
+    }
+
+    /// Entropy-codes latents into the `.tfci` bytes.
+    pub fn encode(&self, latents: &Latents) -> Result<Vec<u8>> {
+        let m = self.family.m;
+        let y = &latents.y;
+        let shape = |h: usize, w: usize| Value::Int64(vec![h as i64, w as i64]);
+        let x_shape = shape(latents.x_shape[0], latents.x_shape[1]);
+        let tensors = match (&self.y_eb, &self.hyper) {
+            (Some((tables, _)), _) => {
+                let rows = RowMap::PerChannel { first_row: (latents.level as usize - 1) * m };
+                let y_string = entropy::encode(&latents.y_symbols, m, rows, tables)?;
+                vec![Value::Bytes(vec![y_string]), x_shape, shape(y.h, y.w)]
+            }
+            (None, Some(h)) => {
+                let (z, z_symbols, indexes) = match (&latents.z, &latents.z_symbols, &latents.scale_indexes) {
+                    (Some(z), Some(s), Some(i)) => (z, s, i),
+                    _ => return Err(Error::Shape("hyperprior latents without z".into())),
+                };
+                let z_string = entropy::encode(z_symbols, z.c, RowMap::PerChannel { first_row: 0 }, &h.z_tables)?;
+                let y_string = entropy::encode(&latents.y_symbols, m, RowMap::PerElement(indexes), &h.y_tables)?;
+                vec![
+                    Value::Bytes(vec![y_string]),
+                    Value::Bytes(vec![z_string]),
+                    x_shape,
+                    shape(y.h, y.w),
+                    shape(z.h, z.w),
+                ]
+            }
+            (None, None) => unreachable!("a codec has either factorized or hyperprior tables"),
+        };
+        let packed = Packed {
+            model: self.model_name(latents.level),
+            tensors,
+            weights_id: Some(self.family.weights_id.clone()),
+            rd_parameter: None,
+        };
+        Ok(packed.to_bytes())
+    }
+
+    /// Compresses an image at a level into `.tfci` bytes.
+    pub fn compress(&self, image: &RgbImage, level: u32, limits: &Limits) -> Result<Vec<u8>> {
+        self.encode(&self.analyze(image, level, limits)?)
+    }
+
+    /// Decodes the latents of a parsed container made by this family at `level`.
+    pub fn decode_latents(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<Decoded> {
+        match &packed.weights_id {
+            Some(id) if *id == self.family.weights_id => {}
+            Some(id) => {
+                return Err(Error::WeightsMismatch {
+                    model: packed.model.clone(),
+                    file: id.clone(),
+                    installed: self.family.weights_id.clone(),
+                })
+            }
+            None => return Err(Error::NoWeightsId { model: packed.model.clone() }),
+        }
+        let (_, gain_inv) = self.gains(level)?;
+        let m = self.family.m;
+        let hyper = self.family.architecture.has_hyperprior();
+        let x_at = if hyper { 2 } else { 1 };
+        let x = read_shape(packed, x_at)?;
+        limits.check(x[1] as u64, x[0] as u64)?;
+        let y = read_shape(packed, x_at + 1)?;
+        expect_shape("y_shape", y, x.map(|v| v.div_ceil(Architecture::Y_STRIDE)))?;
+        let y_string = packed.bytes_at(0)?;
+        let plane = y[0] * y[1];
+        let mut z_symbols = None;
+        let mut scale_indexes = None;
+        let (y_symbols, y_hat_g) = match (&self.y_eb, &self.hyper) {
+            (Some((tables, medians)), _) => {
+                let first_row = (level as usize - 1) * m;
+                let sym = entropy::decode(y_string, m, plane, RowMap::PerChannel { first_row }, tables)?;
+                let med = &medians[first_row..first_row + m];
+                let y_hat_g = dequantize(&sym, m, y[0], y[1], |c, _| med[c]);
+                (sym, y_hat_g)
+            }
+            (None, Some(h)) => {
+                let z = read_shape(packed, 4)?;
+                expect_shape("z_shape", z, y.map(|v| v.div_ceil(Architecture::Z_STRIDE)))?;
+                let z_string = packed.bytes_at(1)?;
+                let n = self.family.n;
+                let z_sym = entropy::decode(z_string, n, z[0] * z[1], RowMap::PerChannel { first_row: 0 }, &h.z_tables)?;
+                let z_hat = dequantize(&z_sym, n, z[0], z[1], |c, _| h.z_medians[c]);
+                let (_, means, indexes) = self.hyper_params(h, &z_hat, y[0], y[1]);
+                let sym = entropy::decode(y_string, m, plane, RowMap::PerElement(&indexes), &h.y_tables)?;
+                let y_hat_g = dequantize(&sym, m, y[0], y[1], |c, i| means.channel(c)[i]);
+                z_symbols = Some(z_sym);
+                scale_indexes = Some(indexes);
+                (sym, y_hat_g)
+            }
+            (None, None) => unreachable!("a codec has either factorized or hyperprior tables"),
+        };
+        let y_hat = scale_channels(&y_hat_g, gain_inv);
+        Ok(Decoded { x_shape: x, y_symbols, z_symbols, scale_indexes, y_hat })
+    }
+
+    /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size.
+    pub fn synthesize(&self, y_hat: &Tensor, x_shape: [usize; 2]) -> Tensor {
+        let mut x_hat = self.g_s.forward(y_hat).crop(x_shape[0], x_shape[1]);
+        x_hat.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        x_hat
+    }
+
+    /// `y_hat` of encoder-side latents (what the decoder will reconstruct).
+    pub fn y_hat(&self, latents: &Latents) -> Result<Tensor> {
+        let (_, gain_inv) = self.gains(latents.level)?;
+        let y = &latents.y;
+        let m = self.family.m;
+        let y_hat_g = match (&self.y_eb, &latents.means) {
+            (Some((_, medians)), _) => {
+                let med = &medians[(latents.level as usize - 1) * m..latents.level as usize * m];
+                dequantize(&latents.y_symbols, m, y.h, y.w, |c, _| med[c])
+            }
+            (None, Some(means)) => dequantize(&latents.y_symbols, m, y.h, y.w, |c, i| means.channel(c)[i]),
+            (None, None) => return Err(Error::Shape("hyperprior latents without means".into())),
+        };
+        Ok(scale_channels(&y_hat_g, gain_inv))
+    }
+
+    /// Decompresses a parsed container made by this family at `level`.
+    pub fn decompress_packed(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<RgbImage> {
+        let d = self.decode_latents(packed, level, limits)?;
+        Ok(RgbImage::from_tensor(&self.synthesize(&d.y_hat, d.x_shape)))
+    }
+}
+
+/// Parses `.tfci` bytes, loads the family named in them from `registry`, and decodes the image.
+pub fn decompress(registry: &crate::model::Registry, bytes: &[u8], limits: &Limits) -> Result<(RgbImage, String)> {
+    let packed = Packed::from_bytes(bytes)?;
+    let (entry, level) = registry.resolve(&packed.model)?;
+    let codec = Codec::new(registry.load(entry)?)?;
+    let image = codec.decompress_packed(&packed, level, limits)?;
+    Ok((image, packed.model))
+}
+
+/// Splits `h_s` into its body and the scale and mean halves of its last conv.
+fn split_h_s(h_s: &Net, m: usize) -> Result<(Net, Net, Net)> {
+    let mut body = h_s.clone();
+    let Some(Layer::Conv { cin, cout, k, stride, weight, bias }) = body.layers.pop() else {
+        return Err(Error::Shape("h_s must end with a convolution".into()));
+    };
+    if cout != 2 * m {
+        return Err(Error::Shape(format!("h_s outputs {cout} channels, expected {}", 2 * m)));
+    }
+    let per_out = cin * k * k;
+    let half = |lo: usize, name: &str| Net {
+        name: format!("h_s.{name}"),
+        layers: vec![Layer::Conv {
+            cin,
+            cout: m,
+            k,
+            stride,
+            weight: weight[lo * per_out..(lo + m) * per_out].to_vec(),
+            bias: bias.as_ref().map(|b| b[lo..lo + m].to_vec()),
+        }],
+    };
+    let scales = half(0, "scales");
+    let means = half(m, "means");
+    body.name = "h_s.body".into();
+    Ok((body, scales, means))
+}
+
+/// Multiplies channel `c` by `g[c]` (the gain vectors).
+fn scale_channels(t: &Tensor, g: &[f32]) -> Tensor {
+    let mut out = t.clone();
+    for (c, &gc) in g.iter().enumerate().take(t.c) {
+        out.channel_mut(c).iter_mut().for_each(|v| *v *= gc);
+    }
+    out
+}
+
+/// `round_half_even(t - center(c, i))` as integers (torch.round semantics).
+fn quantize(t: &Tensor, center: impl Fn(usize, usize) -> f32) -> Vec<i32> {
+    let mut out = Vec::with_capacity(t.data.len());
+    for c in 0..t.c {
+        out.extend(t.channel(c).iter().enumerate().map(|(i, &v)| (v - center(c, i)).round_ties_even() as i32));
+    }
+    out
+}
+
+/// `symbol + center(c, i)`: the decoder's latent.
+fn dequantize(sym: &[i32], c: usize, h: usize, w: usize, center: impl Fn(usize, usize) -> f32) -> Tensor {
+    let plane = h * w;
+    let data = sym.iter().enumerate().map(|(j, &s)| s as f32 + center(j / plane.max(1), j % plane.max(1))).collect();
+    Tensor::from_vec(c, h, w, data)
+}
+
+/// CompressAI's `build_indexes`: for `s' = max(s, 0.11)`, the smallest `k` with `s' <= table[k]`,
+/// else the last index. Comparisons only, so exact wherever the scales are.
+pub fn scale_indexes(scales: &[f32], table: &[f32]) -> Vec<u32> {
+    let last = table.len().saturating_sub(1);
+    scales
+        .iter()
+        .map(|&s| {
+            let s = s.max(SCALE_BOUND);
+            (last - table[..last].iter().filter(|&&t| s <= t).count()) as u32
+        })
+        .collect()
+}
+
+fn read_shape(packed: &Packed, i: usize) -> Result<[usize; 2]> {
+    let s = packed.shape_at(i, 2)?;
+    let dim = |v: i64| usize::try_from(v).map_err(|_| Error::Shape(format!("negative dimension {v}")));
+    Ok([dim(s[0])?, dim(s[1])?])
+}
+
+fn expect_shape(name: &str, got: [usize; 2], expected: [usize; 2]) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::Shape(format!("{name} is {got:?}, expected {expected:?} for the image size")))
+    }
+}

@@ -1,0 +1,31 @@
+//! The crate's error: one variant per layer, each wrapping that layer's typed error.
+
+use crate::container::ContainerError;
+use crate::entropy::EntropyError;
+use crate::model::ModelError;
+
+/// Anything that can go wrong compressing or decompressing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("invalid .tfci file: {0}")]
+    Container(#[from] ContainerError),
+    #[error("corrupted .tfci payload: {0}")]
+    Entropy(#[from] EntropyError),
+    #[error(
+        "{model}: the file was made with weights {file}, but the installed model has weights {installed}; \
+         install the model version that made it"
+    )]
+    WeightsMismatch { model: String, file: String, installed: String },
+    #[error("{model}: the file has no weights id (not written by tfci-rs)")]
+    NoWeightsId { model: String },
+    #[error("image is {width}x{height}: {reason}")]
+    ImageSize { width: u64, height: u64, reason: String },
+    #[error("invalid .tfci file: {0}")]
+    Shape(String),
+}
+
+/// Result alias of the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,45 @@
+# tfci-rs developer recipes. `just --list` shows them. Python recipes need the training venv:
+#   python3 -m venv ../venv && ../venv/bin/pip install -r training/requirements.txt
+python := env_var_or_default("TFCI_PYTHON", "../venv/bin/python")
+
+default:
+    @just --list
+
+# Format every crate.
+fmt:
+    cargo fmt --all
+
+# Lints as CI would want them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The README's test command.
+test:
+    cargo test --workspace
+
+# Compress and decompress one Kodak image with a shipped model.
+demo model="mbt2018-mean-msssim-untrained-5" image="../shared/data/kodak/kodim01.png":
+    cargo run --release -q -p tfci-enc -- compress {{model}} {{image}} target/demo.tfci
+    cargo run --release -q -p tfci-dec -- decompress target/demo.tfci target/demo.png
+    ls -l target/demo.tfci target/demo.png
+
+# Per-op CPU kernel timings (criterion).
+bench-ops:
+    cargo bench -p codec-core --bench ops
+
+# CPU compress/decompress per family vs CompressAI/PyTorch in the same run (writes docs/benchmarks/cpu.json).
+bench-cpu image="../shared/data/kodak/kodim01.png":
+    cd training && {{python}} -m tfci_training.bench_peer --image ../{{image}} --out ../docs/benchmarks/cpu.json
+
+# Regenerate the golden fixtures from the PyTorch reference (never done by tests).
+fixtures:
+    cd training && {{python}} -m tfci_training.fixtures --out ../tests/fixtures
+
+# Regenerate the placeholder random-init models.
+untrained:
+    cd training && {{python}} -m tfci_training.make_untrained --out ../models
+
+# Python tests of the training package.
+test-python:
+    cd training && {{python}} -m pytest -q tests
