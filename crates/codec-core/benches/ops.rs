@@ -1,1 +1,174 @@
-fn main() {}
+//! Per-op timings of the CPU backend on the real layer shapes of a 768x512 image
+//! (bmshj2018 / mbt2018 with N = 128, M = 192). Throughput is reported in elements = MACs, so
+//! criterion's `Gelem/s` reads as GMAC/s; a best-of-3 summary line per op is printed as well.
+//!
+//! Run: `cargo bench -p codec-core --bench ops` (`OPS_FILTER=deconv` runs the matching ops only).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use codec_core::cpu::{CpuNet, Math};
+use codec_core::model::graph::{Layer, Net};
+use codec_core::tensor::Tensor;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+
+/// Deterministic pseudo-random values in `[-scale, scale)`.
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> Layer {
+    let weight = values(cin * cout * k * k, (cin * 31 + cout) as u64, 0.05);
+    let bias = Some(values(cout, 3, 0.1));
+    if transposed {
+        Layer::ConvTranspose { cin, cout, k, stride, weight, bias }
+    } else {
+        Layer::Conv { cin, cout, k, stride, weight, bias }
+    }
+}
+
+fn gdn(c: usize, inverse: bool) -> Layer {
+    let beta = vec![1.0; c];
+    let mut gamma: Vec<f32> = values(c * c, 11, 0.01).iter().map(|v| v.abs()).collect();
+    for i in 0..c {
+        gamma[i * c + i] += 0.1;
+    }
+    Layer::Gdn { c, inverse, beta, gamma }
+}
+
+fn g_a(n: usize, m: usize) -> Net {
+    Net {
+        name: "g_a".into(),
+        layers: vec![
+            conv(3, n, 5, 2, false),
+            gdn(n, false),
+            conv(n, n, 5, 2, false),
+            gdn(n, false),
+            conv(n, n, 5, 2, false),
+            gdn(n, false),
+            conv(n, m, 5, 2, false),
+        ],
+    }
+}
+
+fn g_s(n: usize, m: usize) -> Net {
+    Net {
+        name: "g_s".into(),
+        layers: vec![
+            conv(m, n, 5, 2, true),
+            gdn(n, true),
+            conv(n, n, 5, 2, true),
+            gdn(n, true),
+            conv(n, n, 5, 2, true),
+            gdn(n, true),
+            conv(n, 3, 5, 2, true),
+        ],
+    }
+}
+
+fn h_s(n: usize, m: usize) -> Net {
+    Net {
+        name: "h_s".into(),
+        layers: vec![
+            conv(n, m, 5, 2, true),
+            Layer::LeakyRelu { slope: 0.01 },
+            conv(m, m * 3 / 2, 5, 2, true),
+            Layer::LeakyRelu { slope: 0.01 },
+            conv(m * 3 / 2, m * 2, 3, 1, false),
+        ],
+    }
+}
+
+fn single(layer: Layer) -> Net {
+    Net { name: "op".into(), layers: vec![layer] }
+}
+
+/// `(name, net, math, input shape (c, h, w))`
+type Case = (&'static str, Net, Math, (usize, usize, usize));
+
+fn cases() -> Vec<Case> {
+    let (n, m) = (128, 192);
+    vec![
+        ("fast conv 3->128 5x5/2 @512x768 (g_a.0)", single(conv(3, n, 5, 2, false)), Math::Fast, (3, 512, 768)),
+        ("fast conv 128->128 5x5/2 @256x384 (g_a.2)", single(conv(n, n, 5, 2, false)), Math::Fast, (n, 256, 384)),
+        ("fast conv 128->192 5x5/2 @64x96 (g_a.6)", single(conv(n, m, 5, 2, false)), Math::Fast, (n, 64, 96)),
+        ("fast gdn 128 @256x384", single(gdn(n, false)), Math::Fast, (n, 256, 384)),
+        ("fast deconv 128->128 5x5/2 @64x96 (g_s.2)", single(conv(n, n, 5, 2, true)), Math::Fast, (n, 64, 96)),
+        ("fast deconv 128->128 5x5/2 @128x192 (g_s.4)", single(conv(n, n, 5, 2, true)), Math::Fast, (n, 128, 192)),
+        ("fast deconv 128->3 5x5/2 @256x384 (g_s.6)", single(conv(n, 3, 5, 2, true)), Math::Fast, (n, 256, 384)),
+        ("fast igdn 128 @256x384", single(gdn(n, true)), Math::Fast, (n, 256, 384)),
+        ("fast g_a N128 M192 @512x768", g_a(n, m), Math::Fast, (3, 512, 768)),
+        ("fast g_s N128 M192 @32x48", g_s(n, m), Math::Fast, (m, 32, 48)),
+        ("fast conv 3->128 9x9/4 @512x768 (b2018 g_a.0)", single(conv(3, n, 9, 4, false)), Math::Fast, (3, 512, 768)),
+        ("fast deconv 128->3 9x9/4 @128x192 (b2018 g_s.4)", single(conv(n, 3, 9, 4, true)), Math::Fast, (n, 128, 192)),
+        ("exact deconv 128->192 5x5/2 @8x12 (h_s.0)", single(conv(n, m, 5, 2, true)), Math::Exact, (n, 8, 12)),
+        ("exact deconv 192->288 5x5/2 @16x24 (h_s.2)", single(conv(m, 288, 5, 2, true)), Math::Exact, (m, 16, 24)),
+        ("exact conv 288->384 3x3/1 @32x48 (h_s.4)", single(conv(288, 384, 3, 1, false)), Math::Exact, (288, 32, 48)),
+        ("exact h_s M192 @8x12", h_s(n, m), Math::Exact, (n, 8, 12)),
+    ]
+}
+
+fn bench_ops(c: &mut Criterion) {
+    let mut summary = Vec::new();
+    // `OPS_FILTER=substring` restricts the run to matching ops (criterion's own filter only
+    // skips its measurements, not the summary).
+    let filter = std::env::var("OPS_FILTER").unwrap_or_default();
+    for (name, net, math, (ch, h, w)) in cases() {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
+        let cpu = CpuNet::prepare(&net, math);
+        let x = Tensor::from_vec(ch, h, w, values(ch * h * w, 5, 1.0));
+        let macs = net.macs((ch, h, w));
+        // A lone GDN runs in place on an owned input: time it without the copy of its input.
+        let in_place = matches!(net.layers.as_slice(), [Layer::Gdn { .. }]);
+        let run = |x: Tensor| if in_place { cpu.layers[0].forward_owned(x, math) } else { cpu.forward(&x) };
+        // Best of 3 (after one warm-up run) for the summary.
+        black_box(run(x.clone()));
+        let best = (0..3)
+            .map(|_| {
+                let input = x.clone();
+                let t = Instant::now();
+                black_box(run(black_box(input)));
+                t.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::ZERO);
+        summary.push(format!(
+            "{name:48} {:8.2} ms {:7.2} GMAC/s ({:.2} GMAC)",
+            best.as_secs_f64() * 1e3,
+            macs as f64 / best.as_secs_f64() / 1e9,
+            macs as f64 / 1e9
+        ));
+        let mut group = c.benchmark_group("cpu");
+        group.throughput(Throughput::Elements(macs));
+        if in_place {
+            group.bench_function(name, |b| b.iter_batched(|| x.clone(), &run, BatchSize::LargeInput));
+        } else {
+            group.bench_function(name, |b| b.iter(|| black_box(cpu.forward(black_box(&x)))));
+        }
+        group.finish();
+    }
+    println!("\nsummary (best of 3, {} rayon threads):", rayon::current_num_threads());
+    for line in summary {
+        println!("  {line}");
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    targets = bench_ops
+}
+criterion_main!(benches);

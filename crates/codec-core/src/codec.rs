@@ -104,9 +104,16 @@ pub struct Codec {
     family: Family,
     g_a: CpuNet,
     g_s: CpuNet,
-    /// Factorized families: per-level EntropyBottleneck tables and medians.
-    y_eb: Option<(CdfTables, Vec<f32>)>,
-    hyper: Option<Hyper>,
+    prior: Prior,
+}
+
+/// The entropy model of `y`.
+#[derive(Debug)]
+enum Prior {
+    /// Per-level EntropyBottleneck tables (rows `(level - 1) * M + c`) and their medians.
+    Factorized { tables: CdfTables, medians: Vec<f32> },
+    /// Mean-scale hyperprior.
+    Hyper(Box<Hyper>),
 }
 
 impl Codec {
@@ -114,11 +121,11 @@ impl Codec {
     pub fn new(family: Family) -> Result<Self> {
         let g_a = CpuNet::prepare(&family.g_a, Math::Fast);
         let g_s = CpuNet::prepare(&family.g_s, Math::Fast);
-        let (y_eb, hyper) = match &family.tables {
-            Tables::Factorized { y_eb } => {
-                let t = CdfTables::new(&y_eb.cdf, y_eb.rows, y_eb.row_len, &y_eb.cdf_len, &y_eb.offset)?;
-                (Some((t, y_eb.medians.clone())), None)
-            }
+        let prior = match &family.tables {
+            Tables::Factorized { y_eb } => Prior::Factorized {
+                tables: CdfTables::new(&y_eb.cdf, y_eb.rows, y_eb.row_len, &y_eb.cdf_len, &y_eb.offset)?,
+                medians: y_eb.medians.clone(),
+            },
             Tables::Hyperprior { z_eb, y_gc } => {
                 let (h_a, h_s) = match (&family.h_a, &family.h_s) {
                     (Some(a), Some(s)) => (a, s),
@@ -135,10 +142,10 @@ impl Codec {
                     y_tables: CdfTables::new(&y_gc.cdf, y_gc.rows, y_gc.row_len, &y_gc.cdf_len, &y_gc.offset)?,
                     scale_table: y_gc.scale_table.clone(),
                 };
-                (None, Some(hyper))
+                Prior::Hyper(Box::new(hyper))
             }
         };
-        Ok(Self { family, g_a, g_s, y_eb, hyper })
+        Ok(Self { family, g_a, g_s, prior })
     }
 
     /// The loaded family.
@@ -181,13 +188,13 @@ impl Codec {
             scale_indexes: None,
             means: None,
         };
-        match (&self.y_eb, &self.hyper) {
-            (Some((_, medians)), _) => {
+        match &self.prior {
+            Prior::Factorized { medians, .. } => {
                 let m = self.family.m;
                 let med = &medians[(level as usize - 1) * m..level as usize * m];
                 latents.y_symbols = quantize(&y_g, |c, _| med[c]);
             }
-            (None, Some(h)) => {
+            Prior::Hyper(h) => {
                 let z = h.h_a.forward(&y_g);
                 let z_symbols = quantize(&z, |c, _| h.z_medians[c]);
                 let z_hat = dequantize(&z_symbols, z.c, z.h, z.w, |c, _| h.z_medians[c]);
@@ -199,7 +206,6 @@ impl Codec {
                 latents.scale_indexes = Some(indexes);
                 latents.means = Some(means);
             }
-            (None, None) => unreachable!("a codec has either factorized or hyperprior tables"),
         }
         Ok(latents)
     }
@@ -219,13 +225,13 @@ impl Codec {
         let y = &latents.y;
         let shape = |h: usize, w: usize| Value::Int64(vec![h as i64, w as i64]);
         let x_shape = shape(latents.x_shape[0], latents.x_shape[1]);
-        let tensors = match (&self.y_eb, &self.hyper) {
-            (Some((tables, _)), _) => {
+        let tensors = match &self.prior {
+            Prior::Factorized { tables, .. } => {
                 let rows = RowMap::PerChannel { first_row: (latents.level as usize - 1) * m };
                 let y_string = entropy::encode(&latents.y_symbols, m, rows, tables)?;
                 vec![Value::Bytes(vec![y_string]), x_shape, shape(y.h, y.w)]
             }
-            (None, Some(h)) => {
+            Prior::Hyper(h) => {
                 let (z, z_symbols, indexes) = match (&latents.z, &latents.z_symbols, &latents.scale_indexes) {
                     (Some(z), Some(s), Some(i)) => (z, s, i),
                     _ => return Err(Error::Shape("hyperprior latents without z".into())),
@@ -240,7 +246,6 @@ impl Codec {
                     shape(z.h, z.w),
                 ]
             }
-            (None, None) => unreachable!("a codec has either factorized or hyperprior tables"),
         };
         let packed = Packed {
             model: self.model_name(latents.level),
@@ -281,15 +286,15 @@ impl Codec {
         let plane = y[0] * y[1];
         let mut z_symbols = None;
         let mut scale_indexes = None;
-        let (y_symbols, y_hat_g) = match (&self.y_eb, &self.hyper) {
-            (Some((tables, medians)), _) => {
+        let (y_symbols, y_hat_g) = match &self.prior {
+            Prior::Factorized { tables, medians } => {
                 let first_row = (level as usize - 1) * m;
                 let sym = entropy::decode(y_string, m, plane, RowMap::PerChannel { first_row }, tables)?;
                 let med = &medians[first_row..first_row + m];
                 let y_hat_g = dequantize(&sym, m, y[0], y[1], |c, _| med[c]);
                 (sym, y_hat_g)
             }
-            (None, Some(h)) => {
+            Prior::Hyper(h) => {
                 let z = read_shape(packed, 4)?;
                 expect_shape("z_shape", z, y.map(|v| v.div_ceil(Architecture::Z_STRIDE)))?;
                 let z_string = packed.bytes_at(1)?;
@@ -303,7 +308,6 @@ impl Codec {
                 scale_indexes = Some(indexes);
                 (sym, y_hat_g)
             }
-            (None, None) => unreachable!("a codec has either factorized or hyperprior tables"),
         };
         let y_hat = scale_channels(&y_hat_g, gain_inv);
         Ok(Decoded { x_shape: x, y_symbols, z_symbols, scale_indexes, y_hat })
@@ -321,13 +325,13 @@ impl Codec {
         let (_, gain_inv) = self.gains(latents.level)?;
         let y = &latents.y;
         let m = self.family.m;
-        let y_hat_g = match (&self.y_eb, &latents.means) {
-            (Some((_, medians)), _) => {
+        let y_hat_g = match (&self.prior, &latents.means) {
+            (Prior::Factorized { medians, .. }, _) => {
                 let med = &medians[(latents.level as usize - 1) * m..latents.level as usize * m];
                 dequantize(&latents.y_symbols, m, y.h, y.w, |c, _| med[c])
             }
-            (None, Some(means)) => dequantize(&latents.y_symbols, m, y.h, y.w, |c, i| means.channel(c)[i]),
-            (None, None) => return Err(Error::Shape("hyperprior latents without means".into())),
+            (Prior::Hyper(_), Some(means)) => dequantize(&latents.y_symbols, m, y.h, y.w, |c, i| means.channel(c)[i]),
+            (Prior::Hyper(_), None) => return Err(Error::Shape("hyperprior latents without means".into())),
         };
         Ok(scale_channels(&y_hat_g, gain_inv))
     }

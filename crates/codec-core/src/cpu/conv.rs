@@ -1,27 +1,434 @@
-//! STUB: to be implemented (prepared layers and the forward pass).
+//! Prepared layers and the forward pass.
+//!
+//! A convolution (plain or transposed) is described once, at prepare time, as a list of
+//! *phases*. A phase is a correlation over a grid of output positions `(gy, gx)` with a separable
+//! set of taps: tap `(ty, tx)` reads the (zero-padded) input at
+//! `(gy * step + ty.off, gx * step + tx.off)` and the phase's result lands at output
+//! `(up * gy + ry, up * gx + rx)`.
+//!
+//! - `Conv2d(k, stride s, padding p = k/2)`: one phase, `step = s`, `up = 1`, the grid is the
+//!   output (`ceil(in / s)`), taps `off = kk - p` for `kk in 0..k` in each dimension.
+//! - `ConvTranspose2d(k, stride s, padding p = k/2, output_padding s-1)`: PyTorch's
+//!   `out[o] += in[i] * w[kk]` with `o = s*i - p + kk`. Writing `o = s*m + r` gives
+//!   `i = m + (r + p - kk) / s` whenever `kk ≡ r + p (mod s)`, so each of the `s²` output
+//!   sub-pixel phases `(ry, rx)` is a stride-1 correlation over the input grid (`step = 1`,
+//!   `up = s`) that only uses the kernel taps `kk ≡ r + p (mod s)` (no multiplications by
+//!   inserted zeros), with `off = (r + p - kk) / s`.
+//!
+//! Taps of a phase are always listed by ascending kernel index `kk`, which fixes the summation
+//! order of [`Math::Exact`] (see [`super::exact`]).
+
+use std::sync::OnceLock;
+
+use super::exact::ExactConv;
+use super::gdn;
+use super::gemm::FastConv;
 use super::Math;
-use crate::model::graph::Net;
+use crate::model::graph::{Layer, Net};
 use crate::tensor::Tensor;
+
+/// One tap of a phase in one dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tap {
+    /// Kernel index (`ky` or `kx` in the PyTorch weight).
+    pub k: usize,
+    /// Input offset relative to `g * step` (may be negative; padding supplies the zeros).
+    pub off: isize,
+}
+
+/// One sub-pixel phase (a plain convolution has exactly one).
+#[derive(Clone, Debug)]
+pub(crate) struct Phase {
+    pub ry: usize,
+    pub rx: usize,
+    /// Taps in y, ascending kernel index.
+    pub ty: Vec<Tap>,
+    /// Taps in x, ascending kernel index.
+    pub tx: Vec<Tap>,
+}
+
+impl Phase {
+    /// Number of 2-D taps of one input channel.
+    pub fn taps(&self) -> usize {
+        self.ty.len() * self.tx.len()
+    }
+}
+
+/// Shape and phase decomposition of a convolution or transposed convolution.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvGeom {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub transposed: bool,
+    pub phases: Vec<Phase>,
+}
+
+/// Zero padding around the input that makes every tap of every grid position readable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Pad {
+    pub top: usize,
+    pub bottom: usize,
+    pub left: usize,
+    pub right: usize,
+}
+
+/// A CHW input copied into zero-padded planes.
+#[derive(Debug)]
+pub(crate) struct Padded {
+    pub data: Vec<f32>,
+    pub c: usize,
+    /// Padded height.
+    pub h: usize,
+    /// Padded width.
+    pub w: usize,
+    pub top: usize,
+    pub left: usize,
+}
+
+impl Padded {
+    /// Copies `x` into zero-padded planes (parallel over channels).
+    pub fn new(x: &Tensor, pad: Pad) -> Padded {
+        use rayon::prelude::*;
+        let h = x.h + pad.top + pad.bottom;
+        let w = x.w + pad.left + pad.right;
+        let mut data = vec![0.0f32; x.c * h * w];
+        if h * w > 0 {
+            data.par_chunks_mut(h * w).enumerate().for_each(|(ci, dst)| {
+                let src = x.channel(ci);
+                if x.w == 0 {
+                    return;
+                }
+                for (y, row) in src.chunks_exact(x.w).enumerate() {
+                    let o = (y + pad.top) * w + pad.left;
+                    dst[o..o + x.w].copy_from_slice(row);
+                }
+            });
+        }
+        Padded { data, c: x.c, h, w, top: pad.top, left: pad.left }
+    }
+
+    /// Index into a padded plane of the input position `(iy, ix)` (grid position times step)
+    /// shifted by the offsets of tap `(ty, tx)`.
+    #[inline]
+    pub fn index(&self, iy: usize, ix: usize, ty: Tap, tx: Tap) -> usize {
+        // Padding guarantees that these are non-negative (checked in debug builds).
+        let y = iy as isize + ty.off + self.top as isize;
+        let x = ix as isize + tx.off + self.left as isize;
+        debug_assert!(y >= 0 && x >= 0 && (y as usize) < self.h && (x as usize) < self.w);
+        y as usize * self.w + x as usize
+    }
+}
+
+fn conv_taps(k: usize) -> Vec<Tap> {
+    let p = (k / 2) as isize;
+    (0..k).map(|kk| Tap { k: kk, off: kk as isize - p }).collect()
+}
+
+fn transposed_taps(k: usize, s: usize, r: usize) -> Vec<Tap> {
+    let p = (k / 2) as isize;
+    let s = s as isize;
+    (0..k)
+        .filter_map(|kk| {
+            let num = r as isize + p - kk as isize;
+            (num.rem_euclid(s) == 0).then(|| Tap { k: kk, off: num / s })
+        })
+        .collect()
+}
+
+impl ConvGeom {
+    pub fn new(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> ConvGeom {
+        assert!(k % 2 == 1, "only odd kernel sizes are supported (got {k})");
+        assert!(stride >= 1, "stride must be positive");
+        let phases = if transposed {
+            let mut v = Vec::with_capacity(stride * stride);
+            for ry in 0..stride {
+                for rx in 0..stride {
+                    v.push(Phase { ry, rx, ty: transposed_taps(k, stride, ry), tx: transposed_taps(k, stride, rx) });
+                }
+            }
+            v
+        } else {
+            vec![Phase { ry: 0, rx: 0, ty: conv_taps(k), tx: conv_taps(k) }]
+        };
+        ConvGeom { cin, cout, k, stride, transposed, phases }
+    }
+
+    /// Input step per grid step.
+    pub fn step(&self) -> usize {
+        if self.transposed {
+            1
+        } else {
+            self.stride
+        }
+    }
+
+    /// Output step per grid step.
+    pub fn up(&self) -> usize {
+        if self.transposed {
+            self.stride
+        } else {
+            1
+        }
+    }
+
+    /// Grid of every phase for an `h x w` input.
+    pub fn grid(&self, h: usize, w: usize) -> (usize, usize) {
+        if self.transposed {
+            (h, w)
+        } else {
+            (h.div_ceil(self.stride), w.div_ceil(self.stride))
+        }
+    }
+
+    /// Output size for an `h x w` input.
+    pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
+        let (gh, gw) = self.grid(h, w);
+        (gh * self.up(), gw * self.up())
+    }
+
+    /// Padding that keeps every tap of every grid position inside the padded input.
+    pub fn pad(&self, h: usize, w: usize) -> Pad {
+        let (gh, gw) = self.grid(h, w);
+        let step = self.step() as isize;
+        let span = |taps: &dyn Fn(&Phase) -> &Vec<Tap>, g: usize, n: usize| -> (usize, usize) {
+            let mut lo = 0isize;
+            let mut hi = 0isize;
+            for ph in &self.phases {
+                for t in taps(ph) {
+                    lo = lo.max(-t.off);
+                    hi = hi.max((g as isize - 1) * step + t.off - (n as isize - 1));
+                }
+            }
+            (lo.max(0) as usize, hi.max(0) as usize)
+        };
+        let (top, bottom) = span(&|ph| &ph.ty, gh, h);
+        let (left, right) = span(&|ph| &ph.tx, gw, w);
+        Pad { top, bottom, left, right }
+    }
+}
+
+/// A `Conv2d` or `ConvTranspose2d` with its weights repacked for the CPU kernels.
+///
+/// The packing for each [`Math`] is built on first use (eagerly for the `math` given to
+/// [`CpuLayer::prepare`]), so a layer can run either arithmetic.
+#[derive(Debug)]
+pub struct ConvLayer {
+    pub(crate) geom: ConvGeom,
+    /// PyTorch layout (`[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed).
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    fast: OnceLock<FastConv>,
+    exact: OnceLock<ExactConv>,
+}
+
+impl ConvLayer {
+    fn new(geom: ConvGeom, weight: &[f32], bias: Option<&Vec<f32>>, math: Math) -> ConvLayer {
+        let ConvGeom { cin, cout, k, .. } = geom;
+        assert_eq!(weight.len(), cin * cout * k * k, "conv weight length does not match its shape");
+        if let Some(b) = bias {
+            assert_eq!(b.len(), cout, "conv bias length does not match cout");
+        }
+        let layer = ConvLayer {
+            geom,
+            weight: weight.to_vec(),
+            bias: bias.cloned(),
+            fast: OnceLock::new(),
+            exact: OnceLock::new(),
+        };
+        layer.ensure(math);
+        layer
+    }
+
+    fn ensure(&self, math: Math) {
+        match math {
+            Math::Fast => {
+                self.fast();
+            }
+            Math::Exact => {
+                self.exact();
+            }
+        }
+    }
+
+    /// PyTorch weight `w[co, ci, ky, kx]` (or `w[ci, co, ky, kx]` for transposed convs).
+    #[inline]
+    pub(crate) fn w(&self, co: usize, ci: usize, ky: usize, kx: usize) -> f32 {
+        let ConvGeom { cin, cout, k, transposed, .. } = self.geom;
+        let idx = if transposed { ((ci * cout + co) * k + ky) * k + kx } else { ((co * cin + ci) * k + ky) * k + kx };
+        self.weight[idx]
+    }
+
+    fn fast(&self) -> &FastConv {
+        self.fast.get_or_init(|| FastConv::prepare(self))
+    }
+
+    fn exact(&self) -> &ExactConv {
+        self.exact.get_or_init(|| ExactConv::prepare(self))
+    }
+
+    pub(crate) fn bias(&self) -> Option<&[f32]> {
+        self.bias.as_deref()
+    }
+
+    /// Runs the layer.
+    pub fn forward(&self, x: &Tensor, math: Math) -> Tensor {
+        self.forward_into(x, math, Vec::new())
+    }
+
+    /// Runs the layer, writing the output into `buf`'s allocation when it is large enough.
+    pub(crate) fn forward_into(&self, x: &Tensor, math: Math, buf: Vec<f32>) -> Tensor {
+        assert_eq!(x.c, self.geom.cin, "conv input has {} channels, layer expects {}", x.c, self.geom.cin);
+        match math {
+            Math::Fast => self.fast().run(&self.geom, self.bias(), x, buf),
+            Math::Exact => self.exact().run(&self.geom, self.bias(), x, buf),
+        }
+    }
+}
+
+/// A GDN or IGDN layer. `gamma` is already the row-major `[c, c]` matrix (row = output channel)
+/// that [`Math::Fast`] multiplies `x²` tiles by.
+#[derive(Debug)]
+pub struct GdnLayer {
+    pub(crate) c: usize,
+    pub(crate) inverse: bool,
+    pub(crate) beta: Vec<f32>,
+    pub(crate) gamma: Vec<f32>,
+}
+
+impl GdnLayer {
+    /// Runs the layer.
+    pub fn forward(&self, mut x: Tensor, math: Math) -> Tensor {
+        assert_eq!(x.c, self.c, "GDN input has {} channels, layer expects {}", x.c, self.c);
+        match math {
+            Math::Fast => gdn::gdn_fast_in_place(self, &mut x),
+            Math::Exact => gdn::gdn_exact_in_place(self, &mut x),
+        }
+        x
+    }
+}
 
 /// A layer with its weights repacked for the CPU kernels (done once per model load).
 #[derive(Debug)]
-pub struct CpuLayer {}
+pub enum CpuLayer {
+    /// `Conv2d` or `ConvTranspose2d`.
+    Conv(ConvLayer),
+    /// GDN or IGDN.
+    Gdn(GdnLayer),
+    /// `LeakyReLU(slope)`: `x` if `x > 0`, else `slope * x`.
+    LeakyRelu { slope: f32 },
+}
+
+impl CpuLayer {
+    /// Repacks one layer for `math` (the other arithmetic is packed lazily if ever used).
+    ///
+    /// # Panics
+    /// If the layer is malformed: weight/bias/beta/gamma lengths that do not match the shape, an
+    /// even kernel size or a zero stride.
+    pub fn prepare(layer: &Layer, math: Math) -> CpuLayer {
+        match layer {
+            Layer::Conv { cin, cout, k, stride, weight, bias } => CpuLayer::Conv(ConvLayer::new(
+                ConvGeom::new(*cin, *cout, *k, *stride, false),
+                weight,
+                bias.as_ref(),
+                math,
+            )),
+            Layer::ConvTranspose { cin, cout, k, stride, weight, bias } => CpuLayer::Conv(ConvLayer::new(
+                ConvGeom::new(*cin, *cout, *k, *stride, true),
+                weight,
+                bias.as_ref(),
+                math,
+            )),
+            Layer::Gdn { c, inverse, beta, gamma } => {
+                assert_eq!(beta.len(), *c, "GDN beta length does not match c");
+                assert_eq!(gamma.len(), c * c, "GDN gamma length does not match c*c");
+                CpuLayer::Gdn(GdnLayer { c: *c, inverse: *inverse, beta: beta.clone(), gamma: gamma.clone() })
+            }
+            Layer::LeakyRelu { slope } => CpuLayer::LeakyRelu { slope: *slope },
+        }
+    }
+
+    /// Runs the layer on `x`.
+    pub fn forward(&self, x: &Tensor, math: Math) -> Tensor {
+        match self {
+            CpuLayer::Conv(c) => c.forward(x, math),
+            _ => self.forward_owned(x.clone(), math),
+        }
+    }
+
+    /// Runs the layer, reusing `x`'s storage for the element-wise layers.
+    pub fn forward_owned(&self, x: Tensor, math: Math) -> Tensor {
+        match self {
+            CpuLayer::Conv(c) => c.forward(&x, math),
+            CpuLayer::Gdn(g) => g.forward(x, math),
+            CpuLayer::LeakyRelu { slope } => {
+                let mut x = x;
+                gdn::leaky_relu_in_place(&mut x.data, *slope);
+                x
+            }
+        }
+    }
+}
 
 /// A [`Net`] prepared for the CPU.
 #[derive(Debug)]
 pub struct CpuNet {
     pub layers: Vec<CpuLayer>,
+    /// The arithmetic [`CpuNet::forward`] uses (packing for another value is built on first use).
     pub math: Math,
 }
 
 impl CpuNet {
     /// Repacks the weights of `net` for the CPU kernels.
-    pub fn prepare(_net: &Net, math: Math) -> CpuNet {
-        CpuNet { layers: vec![], math }
+    ///
+    /// # Panics
+    /// If a layer is malformed (see [`CpuLayer::prepare`]).
+    pub fn prepare(net: &Net, math: Math) -> CpuNet {
+        CpuNet { layers: net.layers.iter().map(|l| CpuLayer::prepare(l, math)).collect(), math }
     }
 
     /// Runs the net on `x`.
-    pub fn forward(&self, _x: &Tensor) -> Tensor {
-        todo!()
+    ///
+    /// # Panics
+    /// If `x` (or an intermediate activation) does not have the channel count a layer expects.
+    ///
+    /// Intermediate activations are recycled: a convolution writes into the storage of the
+    /// activation consumed two convolutions earlier, which saves the page faults of fresh
+    /// allocations; element-wise layers run in place.
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        let mut cur: Option<Tensor> = None;
+        let mut spare: Vec<f32> = Vec::new();
+        for layer in &self.layers {
+            cur = Some(match (layer, cur.take()) {
+                (CpuLayer::Conv(c), Some(t)) => {
+                    let y = c.forward_into(&t, self.math, std::mem::take(&mut spare));
+                    spare = t.data;
+                    y
+                }
+                (CpuLayer::Conv(c), None) => c.forward_into(x, self.math, std::mem::take(&mut spare)),
+                (l, Some(t)) => l.forward_owned(t, self.math),
+                (l, None) => l.forward_owned(x.clone(), self.math),
+            });
+        }
+        cur.unwrap_or_else(|| x.clone())
     }
 }
+
+/// A raw pointer that may be shared by the tasks of one parallel loop, each of which writes a
+/// disjoint set of elements.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendPtr(pub *mut f32);
+
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper, not the field).
+    #[inline(always)]
+    pub fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: only used to hand disjoint output regions to rayon tasks that all finish before the
+// buffer is read again or dropped.
+unsafe impl Send for SendPtr {}
+// SAFETY: see above.
+unsafe impl Sync for SendPtr {}

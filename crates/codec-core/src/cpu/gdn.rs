@@ -1,0 +1,176 @@
+//! GDN / IGDN and LeakyReLU, in place.
+//!
+//! GDN: `y_i = x_i / sqrt(beta_i + sum_j gamma[i, j] * x_j²)`; IGDN multiplies by the square root
+//! instead. Per pixel, across channels only.
+//!
+//! - [`Math::Fast`](super::Math::Fast): per tile of pixels, `x²` is formed in scratch and
+//!   multiplied by `gamma` with `gemm`.
+//! - [`Math::Exact`](super::Math::Exact): `acc = beta_i; for j in 0..c { acc = acc + gamma[i, j] *
+//!   (x_j * x_j) }`, then `x_i / sqrt(acc)` (or `x_i * sqrt(acc)`), separate multiply and add,
+//!   correctly rounded `sqrt` and division; vectorized across pixels only.
+
+use rayon::prelude::*;
+
+use super::conv::{GdnLayer, SendPtr};
+use super::gemm::{sgemm, tile_width, with_scratch};
+use super::has_avx2;
+use crate::tensor::Tensor;
+
+/// Pixels per task of the exact kernel and per vector block.
+const EXACT_TILE: usize = 256;
+const LANES: usize = 16;
+
+/// Tiles of `pt` pixels over a plane of `plane` pixels, run in parallel with a raw pointer to the
+/// CHW data; each task owns pixels `[p0, p0 + n)` of every channel.
+fn for_each_tile(x: &mut Tensor, pt: usize, f: impl Fn(SendPtr, usize, usize) + Sync) {
+    let plane = x.plane();
+    if plane == 0 || x.c == 0 {
+        return;
+    }
+    let ptr = SendPtr(x.data.as_mut_ptr());
+    (0..plane.div_ceil(pt)).into_par_iter().for_each(|t| {
+        let p0 = t * pt;
+        f(ptr, p0, pt.min(plane - p0));
+    });
+}
+
+#[inline(always)]
+fn finish(x: f32, acc: f32, inverse: bool) -> f32 {
+    if inverse {
+        x * acc.sqrt()
+    } else {
+        x / acc.sqrt()
+    }
+}
+
+/// `sq[j, i] = x[j, p0 + i]²` for the `n` pixels of a tile.
+///
+/// # Safety
+/// `ptr` must point to a `c x plane` CHW tensor whose pixels `[p0, p0 + n)` no other task writes.
+#[inline(always)]
+unsafe fn squares(ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]) {
+    for (j, row) in sq.chunks_exact_mut(n).enumerate() {
+        // SAFETY: forwarded from the caller.
+        let xj = unsafe { std::slice::from_raw_parts(ptr.get().add(j * plane + p0), n) };
+        for (s, &v) in row.iter_mut().zip(xj) {
+            *s = v * v;
+        }
+    }
+}
+
+/// The Fast tile body after the GEMM: `x[i] = x[i] / sqrt(beta[i] + norm[i])` (or `*`).
+///
+/// # Safety
+/// As for [`squares`].
+#[inline(always)]
+unsafe fn normalize(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, norm: &[f32]) {
+    for (i, row) in norm.chunks_exact(n).enumerate() {
+        // SAFETY: forwarded from the caller.
+        let xi = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(i * plane + p0), n) };
+        let b = g.beta[i];
+        for (v, &s) in xi.iter_mut().zip(row) {
+            *v = finish(*v, b + s, g.inverse);
+        }
+    }
+}
+
+/// The Exact tile body: the documented order, vectorized across pixels only.
+///
+/// # Safety
+/// As for [`squares`].
+#[inline(always)]
+unsafe fn exact_tile(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]) {
+    let c = g.c;
+    // SAFETY: forwarded from the caller.
+    unsafe { squares(ptr, plane, p0, n, sq) };
+    for i in 0..c {
+        let row = &g.gamma[i * c..(i + 1) * c];
+        // SAFETY: as above (all squares were taken before the first write).
+        let xi = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(i * plane + p0), n) };
+        let mut q = 0;
+        while q + LANES <= n {
+            let mut acc = [g.beta[i]; LANES];
+            for (j, &gij) in row.iter().enumerate() {
+                let s: &[f32; LANES] = match sq[j * n + q..][..LANES].try_into() {
+                    Ok(s) => s,
+                    Err(_) => unreachable!(),
+                };
+                for l in 0..LANES {
+                    acc[l] += gij * s[l];
+                }
+            }
+            for (v, &a) in xi[q..q + LANES].iter_mut().zip(&acc) {
+                *v = finish(*v, a, g.inverse);
+            }
+            q += LANES;
+        }
+        for (qq, v) in xi.iter_mut().enumerate().skip(q) {
+            let mut acc = g.beta[i];
+            for (j, &gij) in row.iter().enumerate() {
+                acc += gij * sq[j * n + qq];
+            }
+            *v = finish(*v, acc, g.inverse);
+        }
+    }
+}
+
+avx2_variant!(squares_avx2 => squares(ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]));
+avx2_variant!(normalize_avx2 => normalize(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, norm: &[f32]));
+avx2_variant!(exact_tile_avx2 => exact_tile(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]));
+
+/// GDN / IGDN with `gemm` on tiles of `x²`.
+pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
+    let c = g.c;
+    let plane = x.plane();
+    let pt = tile_width(c, plane);
+    let avx2 = has_avx2();
+    for_each_tile(x, pt, |ptr, p0, n| {
+        with_scratch(2 * c * n, |buf| {
+            let (sq, norm) = buf.split_at_mut(c * n);
+            // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
+            // variants only run where AVX2 was detected; `norm` is `c x n`, `gamma` `c x c`,
+            // `sq` `c x n`.
+            unsafe {
+                if avx2 {
+                    squares_avx2(ptr, plane, p0, n, sq);
+                } else {
+                    squares(ptr, plane, p0, n, sq);
+                }
+                sgemm(c, n, c, norm.as_mut_ptr(), n, g.gamma.as_ptr(), c, sq.as_ptr(), n);
+                if avx2 {
+                    normalize_avx2(g, ptr, plane, p0, n, norm);
+                } else {
+                    normalize(g, ptr, plane, p0, n, norm);
+                }
+            }
+        });
+    });
+}
+
+/// GDN / IGDN in the fixed order documented in the module docs.
+pub(crate) fn gdn_exact_in_place(g: &GdnLayer, x: &mut Tensor) {
+    let plane = x.plane();
+    let avx2 = has_avx2();
+    for_each_tile(x, EXACT_TILE, |ptr, p0, n| {
+        with_scratch(g.c * n, |sq| {
+            // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
+            // variant only runs where AVX2 was detected.
+            unsafe {
+                if avx2 {
+                    exact_tile_avx2(g, ptr, plane, p0, n, sq);
+                } else {
+                    exact_tile(g, ptr, plane, p0, n, sq);
+                }
+            }
+        });
+    });
+}
+
+/// `x` if `x > 0`, else `slope * x` (exact in both arithmetics).
+pub(crate) fn leaky_relu_in_place(data: &mut [f32], slope: f32) {
+    data.par_chunks_mut(1 << 14).for_each(|chunk| {
+        for v in chunk {
+            *v = if *v > 0.0 { *v } else { *v * slope };
+        }
+    });
+}

@@ -1,25 +1,77 @@
 //! The CPU backend: the reference implementation of every op and the test oracle for the GPU.
 //!
 //! Two kinds of arithmetic:
-//! - [`Math::Fast`]: im2col tiles + a cache-blocked, multithreaded GEMM (the `gemm` crate, FMA where
-//!   the CPU has it). Used for `g_a`, `g_s`, `h_a` and the means of `h_s`, where float drift only
-//!   moves pixels.
+//! - [`Math::Fast`]: im2col tiles + a cache-blocked GEMM (the `gemm` crate, FMA where the CPU has
+//!   it), tiles of output pixels in parallel with rayon. Used for `g_a`, `g_s`, `h_a` and the means
+//!   of `h_s`, where float drift only moves pixels. Results may differ in the last bits between
+//!   machines and thread counts.
 //! - [`Math::Exact`]: a fixed-order, FMA-free f32 kernel whose every output is
-//!   `((b + w0*x0) + w1*x1) + ...` in one documented order, independent of thread count, SIMD width
-//!   and machine. Used for everything that decides a probability table (the scales of `h_s`).
+//!   `((b + w0*x0) + w1*x1) + ...` in one documented order (see `exact.rs`), independent of thread
+//!   count, SIMD width and machine. Used for everything that decides a probability table (the
+//!   scales of `h_s`).
+//!
+//! Transposed convolutions are split into `stride²` sub-pixel phases at prepare time (see
+//! `conv.rs`), so neither arithmetic multiplies by the zeros a naive upsampling would insert.
 //!
 //! Never imports wgpu.
+
+/// Defines `$name`, a copy of the `unsafe fn $body` compiled with AVX2 enabled on x86_64 (the
+/// same IEEE operations on wider vectors, no FMA: results are identical to the generic build), or
+/// a plain forwarder elsewhere. Call it only where [`has_avx2`] returned true.
+macro_rules! avx2_variant {
+    ($name:ident => $body:ident ($($arg:ident : $ty:ty),*)) => {
+        /// AVX2 build of the function it forwards to.
+        ///
+        /// # Safety
+        /// As for that function; on x86_64 the CPU must also support AVX2.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $name($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body($($arg),*) }
+        }
+        /// Forwards to the generic build (no AVX2 on this architecture).
+        ///
+        /// # Safety
+        /// As for the function it forwards to.
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe fn $name($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body($($arg),*) }
+        }
+    };
+}
 
 mod conv;
 mod exact;
 mod gdn;
 mod gemm;
+#[cfg(test)]
+mod tests;
 
-pub use conv::{CpuLayer, CpuNet};
+pub use conv::{ConvLayer, CpuLayer, CpuNet, GdnLayer};
+
+/// Whether the AVX2 builds of the kernels may run (see `avx2_variant!`).
+fn has_avx2() -> bool {
+    #[cfg(test)]
+    if tests::FORCE_GENERIC.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
 
 /// Which arithmetic a net runs with (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Math {
+    /// im2col + GEMM with FMA: fast, machine- and thread-count-dependent rounding.
     Fast,
+    /// One fixed summation order without FMA: bit-identical everywhere.
     Exact,
 }

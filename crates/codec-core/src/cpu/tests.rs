@@ -1,0 +1,443 @@
+//! Tests of the CPU ops against naive f64 references and the documented exact order.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::exact::exact_scalar;
+use super::{CpuLayer, CpuNet, Math};
+use crate::model::graph::{Layer, Net};
+use crate::tensor::Tensor;
+
+/// Makes the kernels skip their AVX2 builds (other tests running meanwhile stay correct: both
+/// builds must give the same bits).
+pub(super) static FORCE_GENERIC: AtomicBool = AtomicBool::new(false);
+
+/// SplitMix64: a tiny seeded generator, enough for test data.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[-1, 1)`.
+    fn f(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len())]
+    }
+}
+
+fn tensor(rng: &mut Rng, c: usize, h: usize, w: usize) -> Tensor {
+    Tensor::from_vec(c, h, w, rng.vec(c * h * w))
+}
+
+fn conv_layer(rng: &mut Rng, cin: usize, cout: usize, k: usize, stride: usize, transposed: bool, bias: bool) -> Layer {
+    let weight = rng.vec(cin * cout * k * k);
+    let bias = bias.then(|| rng.vec(cout));
+    if transposed {
+        Layer::ConvTranspose { cin, cout, k, stride, weight, bias }
+    } else {
+        Layer::Conv { cin, cout, k, stride, weight, bias }
+    }
+}
+
+fn gdn_layer(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
+    let beta = (0..c).map(|_| 0.5 + rng.f().abs()).collect();
+    let mut gamma: Vec<f32> = (0..c * c).map(|_| 0.05 * rng.f().abs()).collect();
+    for i in 0..c {
+        gamma[i * c + i] += 0.1;
+    }
+    Layer::Gdn { c, inverse, beta, gamma }
+}
+
+/// Naive f64 reference of one layer; also returns, per element, the sum of the absolute values of
+/// its terms (the scale against which rounding error is judged).
+fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
+    let (oc, oh, ow) = layer.output_shape((x.c, x.h, x.w));
+    let mut out = vec![0.0f64; oc * oh * ow];
+    let mut mag = vec![0.0f64; oc * oh * ow];
+    let xv = |c: usize, y: usize, xx: usize| x.data[(c * x.h + y) * x.w + xx] as f64;
+    match layer {
+        Layer::Conv { cin, cout, k, stride, weight, bias } => {
+            let p = (k / 2) as isize;
+            for co in 0..*cout {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let b = bias.as_ref().map_or(0.0, |b| b[co] as f64);
+                        let (mut acc, mut m) = (b, b.abs());
+                        for ci in 0..*cin {
+                            for ky in 0..*k {
+                                for kx in 0..*k {
+                                    let iy = (stride * oy + ky) as isize - p;
+                                    let ix = (stride * ox + kx) as isize - p;
+                                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                        continue;
+                                    }
+                                    let t = weight[((co * cin + ci) * k + ky) * k + kx] as f64
+                                        * xv(ci, iy as usize, ix as usize);
+                                    acc += t;
+                                    m += t.abs();
+                                }
+                            }
+                        }
+                        out[(co * oh + oy) * ow + ox] = acc;
+                        mag[(co * oh + oy) * ow + ox] = m;
+                    }
+                }
+            }
+        }
+        Layer::ConvTranspose { cin, cout, k, stride, weight, bias } => {
+            // PyTorch semantics: out[o] += in[i] * w[kk] with o = s*i - p + kk.
+            let p = (k / 2) as isize;
+            for co in 0..*cout {
+                let b = bias.as_ref().map_or(0.0, |b| b[co] as f64);
+                for v in &mut out[co * oh * ow..(co + 1) * oh * ow] {
+                    *v = b;
+                }
+                for v in &mut mag[co * oh * ow..(co + 1) * oh * ow] {
+                    *v = b.abs();
+                }
+                for ci in 0..*cin {
+                    for iy in 0..x.h {
+                        for ix in 0..x.w {
+                            for ky in 0..*k {
+                                for kx in 0..*k {
+                                    let oy = (stride * iy + ky) as isize - p;
+                                    let ox = (stride * ix + kx) as isize - p;
+                                    if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
+                                        continue;
+                                    }
+                                    let t = weight[((ci * cout + co) * k + ky) * k + kx] as f64 * xv(ci, iy, ix);
+                                    let o = (co * oh + oy as usize) * ow + ox as usize;
+                                    out[o] += t;
+                                    mag[o] += t.abs();
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Layer::Gdn { c, inverse, beta, gamma } => {
+            for i in 0..*c {
+                for y in 0..x.h {
+                    for xx in 0..x.w {
+                        let mut acc = beta[i] as f64;
+                        for j in 0..*c {
+                            acc += gamma[i * c + j] as f64 * xv(j, y, xx) * xv(j, y, xx);
+                        }
+                        let v = xv(i, y, xx);
+                        let r = if *inverse { v * acc.sqrt() } else { v / acc.sqrt() };
+                        out[(i * oh + y) * ow + xx] = r;
+                        mag[(i * oh + y) * ow + xx] = r.abs();
+                    }
+                }
+            }
+        }
+        Layer::LeakyRelu { slope } => {
+            for (o, &v) in out.iter_mut().zip(&x.data) {
+                *o = if v > 0.0 { v as f64 } else { v as f64 * *slope as f64 };
+            }
+            for (m, o) in mag.iter_mut().zip(&out) {
+                *m = o.abs();
+            }
+        }
+    }
+    (Tensor::from_vec(oc, oh, ow, out.iter().map(|&v| v as f32).collect()), mag)
+}
+
+/// Asserts `got` is within `tol` of the f64 reference, relative to each element's term magnitude.
+fn assert_close(got: &Tensor, layer: &Layer, x: &Tensor, tol: f64, what: &str) {
+    let (want, mag) = reference(layer, x);
+    assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "{what}: shape");
+    for (i, ((&g, &r), &m)) in got.data.iter().zip(&want.data).zip(&mag).enumerate() {
+        let err = (g as f64 - r as f64).abs();
+        assert!(err <= tol * m.max(1e-6), "{what}: element {i}: got {g}, want {r} (scale {m}, err {err})");
+    }
+}
+
+fn assert_bits_eq(a: &Tensor, b: &Tensor, what: &str) {
+    assert_eq!((a.c, a.h, a.w), (b.c, b.h, b.w), "{what}: shape");
+    for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
+        assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: {x} vs {y}");
+    }
+}
+
+fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
+    CpuLayer::prepare(layer, math).forward(x, math)
+}
+
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool").install(f)
+}
+
+#[test]
+fn transposed_conv_hand_example() {
+    // 1 -> 1 channel, k = 3, s = 2, p = 1: out[o] += in[i] * w[k] with o = 2i - 1 + k.
+    // Only the middle kernel row is non-zero, so only output row 0 (= 2*0 - 1 + 1) is hit.
+    let mut weight = vec![0.0; 9];
+    weight[3..6].copy_from_slice(&[1.0, 2.0, 3.0]);
+    let layer = Layer::ConvTranspose { cin: 1, cout: 1, k: 3, stride: 2, weight, bias: None };
+    let x = Tensor::from_vec(1, 1, 2, vec![1.0, 10.0]);
+    for math in [Math::Fast, Math::Exact] {
+        let y = run(&layer, &x, math);
+        assert_eq!((y.c, y.h, y.w), (1, 2, 4));
+        assert_eq!(y.data, vec![2.0, 13.0, 20.0, 30.0, 0.0, 0.0, 0.0, 0.0], "{math:?}");
+    }
+}
+
+#[test]
+fn conv_hand_example() {
+    // 3x3 all-ones kernel, stride 2 on a 3x3 ramp: output 2x2, windows clipped by zero padding.
+    let layer = Layer::Conv { cin: 1, cout: 1, k: 3, stride: 2, weight: vec![1.0; 9], bias: Some(vec![0.5]) };
+    let x = Tensor::from_vec(1, 3, 3, (1..=9).map(|v| v as f32).collect());
+    for math in [Math::Fast, Math::Exact] {
+        let y = run(&layer, &x, math);
+        assert_eq!((y.c, y.h, y.w), (1, 2, 2));
+        // (0,0): 1+2+4+5; (0,1): 2+3+5+6; (1,0): 4+5+7+8; (1,1): 5+6+8+9.
+        assert_eq!(y.data, vec![12.5, 16.5, 24.5, 28.5], "{math:?}");
+    }
+}
+
+/// Random shapes: both arithmetics match the f64 reference; Exact matches the scalar order bitwise.
+#[test]
+fn conv_random_shapes_match_reference() {
+    let mut rng = Rng(0x5eed_0001);
+    // Every kernel size and stride, plain and transposed, plus 1x1.
+    let mut cases = vec![(1, 1, false), (1, 2, false), (1, 2, true)];
+    for transposed in [false, true] {
+        for k in [3, 5, 9] {
+            for s in [1, 2, 4] {
+                cases.push((k, s, transposed));
+            }
+        }
+    }
+    for (case, &(k, s, transposed)) in cases.iter().enumerate() {
+        for rep in 0..3 {
+            let cin = rng.pick(&[1, 3, 5, 16, 19]);
+            let cout = rng.pick(&[1, 3, 8, 16, 21, 33]);
+            // Odd and even sizes, including sizes smaller than the kernel.
+            let h = 1 + rng.below(14);
+            let w = 1 + rng.below(14);
+            let bias = rep % 2 == 0;
+            let layer = conv_layer(&mut rng, cin, cout, k, s, transposed, bias);
+            let x = tensor(&mut rng, cin, h, w);
+            let what = format!("case {case}: k{k} s{s} t{transposed} cin{cin} cout{cout} {h}x{w}");
+            let fast = run(&layer, &x, Math::Fast);
+            assert_close(&fast, &layer, &x, 1e-4, &format!("fast {what}"));
+            let exact = run(&layer, &x, Math::Exact);
+            assert_close(&exact, &layer, &x, 1e-4, &format!("exact {what}"));
+            assert_bits_eq(&exact, &exact_scalar(&layer, &x), &format!("exact order {what}"));
+        }
+    }
+}
+
+/// Larger layers (several tiles per layer, multi-row tiles) against the reference.
+#[test]
+fn conv_larger_layers_match_reference() {
+    let mut rng = Rng(0x5eed_0002);
+    for &(cin, cout, k, s, t, h, w) in &[
+        (3, 24, 5, 2, false, 37, 50),
+        (24, 32, 5, 2, false, 33, 41),
+        (32, 24, 5, 2, true, 17, 23),
+        (16, 3, 9, 4, true, 9, 13),
+        (40, 48, 3, 1, false, 19, 26),
+    ] {
+        let layer = conv_layer(&mut rng, cin, cout, k, s, t, true);
+        let x = tensor(&mut rng, cin, h, w);
+        let what = format!("{cin}->{cout} k{k} s{s} t{t} {h}x{w}");
+        assert_close(&run(&layer, &x, Math::Fast), &layer, &x, 1e-4, &format!("fast {what}"));
+        let exact = run(&layer, &x, Math::Exact);
+        assert_bits_eq(&exact, &exact_scalar(&layer, &x), &format!("exact order {what}"));
+    }
+}
+
+/// Every transposed kernel/stride with few (col2im path) and many (sub-pixel phase path)
+/// output channels, on tiny and odd sizes.
+#[test]
+fn transposed_both_fast_paths_match_reference() {
+    let mut rng = Rng(0x5eed_0007);
+    for k in [1, 3, 5, 9] {
+        for s in [1, 2, 4] {
+            for cout in [3, 12] {
+                for (h, w) in [(1, 1), (2, 3), (7, 6), (5, 11)] {
+                    let layer = conv_layer(&mut rng, 5, cout, k, s, true, true);
+                    let x = tensor(&mut rng, 5, h, w);
+                    let what = format!("k{k} s{s} cout{cout} {h}x{w}");
+                    assert_close(&run(&layer, &x, Math::Fast), &layer, &x, 1e-4, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transposed_output_is_stride_times_input() {
+    let mut rng = Rng(7);
+    for s in [1, 2, 4] {
+        for k in [3, 5, 9] {
+            let layer = conv_layer(&mut rng, 2, 3, k, s, true, true);
+            let y = run(&layer, &tensor(&mut rng, 2, 3, 5), Math::Fast);
+            assert_eq!((y.c, y.h, y.w), (3, 3 * s, 5 * s));
+        }
+    }
+}
+
+#[test]
+fn gdn_matches_reference() {
+    let mut rng = Rng(0x5eed_0003);
+    for &(c, h, w) in &[(1, 3, 4), (3, 5, 5), (16, 7, 9), (21, 13, 37), (64, 20, 30)] {
+        for inverse in [false, true] {
+            let layer = gdn_layer(&mut rng, c, inverse);
+            let x = tensor(&mut rng, c, h, w);
+            let what = format!("gdn c{c} {h}x{w} inverse {inverse}");
+            assert_close(&run(&layer, &x, Math::Fast), &layer, &x, 1e-5, &format!("fast {what}"));
+            let exact = run(&layer, &x, Math::Exact);
+            assert_close(&exact, &layer, &x, 1e-5, &format!("exact {what}"));
+            // The documented order, one pixel at a time.
+            let Layer::Gdn { beta, gamma, .. } = &layer else { unreachable!() };
+            let p = h * w;
+            for i in 0..c {
+                for q in 0..p {
+                    let mut acc = beta[i];
+                    for j in 0..c {
+                        let v = x.data[j * p + q];
+                        acc += gamma[i * c + j] * (v * v);
+                    }
+                    let v = x.data[i * p + q];
+                    let want = if inverse { v * acc.sqrt() } else { v / acc.sqrt() };
+                    assert_eq!(exact.data[i * p + q].to_bits(), want.to_bits(), "{what}: ({i}, {q})");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn leaky_relu() {
+    let layer = Layer::LeakyRelu { slope: 0.01 };
+    let x = Tensor::from_vec(1, 1, 4, vec![-2.0, -0.0, 0.0, 3.0]);
+    for math in [Math::Fast, Math::Exact] {
+        let y = run(&layer, &x, math);
+        assert_eq!(y.data, vec![-0.02, -0.0, 0.0, 3.0]);
+    }
+}
+
+/// A small net with every layer type: Fast and Exact against the chained f64 reference.
+fn small_net(rng: &mut Rng) -> Net {
+    Net {
+        name: "test".into(),
+        layers: vec![
+            conv_layer(rng, 3, 16, 5, 2, false, true),
+            gdn_layer(rng, 16, false),
+            conv_layer(rng, 16, 20, 3, 1, false, false),
+            Layer::LeakyRelu { slope: 0.01 },
+            conv_layer(rng, 20, 12, 5, 2, true, true),
+            gdn_layer(rng, 12, true),
+            conv_layer(rng, 12, 3, 9, 4, true, true),
+        ],
+    }
+}
+
+#[test]
+fn net_forward_matches_layer_by_layer_reference() {
+    let mut rng = Rng(0x5eed_0004);
+    let net = small_net(&mut rng);
+    let x = tensor(&mut rng, 3, 23, 18);
+    for math in [Math::Fast, Math::Exact] {
+        let cpu = CpuNet::prepare(&net, math);
+        let y = cpu.forward(&x);
+        // Chain the layers one by one, each checked against the reference on its own input.
+        let mut cur = x.clone();
+        for (l, cl) in net.layers.iter().zip(&cpu.layers) {
+            let next = cl.forward(&cur, math);
+            assert_close(&next, l, &cur, 1e-4, &format!("{math:?} layer {l:?}"));
+            cur = next;
+        }
+        assert_bits_eq(&y, &cur, "forward == layer by layer");
+        assert_eq!(net.output_shape((3, 23, 18)), (y.c, y.h, y.w));
+    }
+}
+
+/// Exact results do not depend on the number of threads (nor on `math` being switched later).
+#[test]
+fn exact_is_thread_count_invariant() {
+    let mut rng = Rng(0x5eed_0005);
+    let net = Net {
+        name: "hs".into(),
+        layers: vec![
+            conv_layer(&mut rng, 24, 32, 5, 2, true, true),
+            Layer::LeakyRelu { slope: 0.01 },
+            conv_layer(&mut rng, 32, 40, 5, 2, true, true),
+            Layer::LeakyRelu { slope: 0.01 },
+            conv_layer(&mut rng, 40, 50, 3, 1, false, true),
+            gdn_layer(&mut rng, 50, false),
+        ],
+    };
+    let x = tensor(&mut rng, 24, 5, 7);
+    let cpu = CpuNet::prepare(&net, Math::Exact);
+    let one = in_pool(1, || cpu.forward(&x));
+    for threads in [2, 3, 8] {
+        let many = in_pool(threads, || cpu.forward(&x));
+        assert_bits_eq(&one, &many, &format!("1 vs {threads} threads"));
+    }
+    // Packing lazily for Exact gives the same bits as packing eagerly.
+    let mut lazy = CpuNet::prepare(&net, Math::Fast);
+    lazy.math = Math::Exact;
+    assert_bits_eq(&one, &lazy.forward(&x), "lazy exact packing");
+}
+
+/// The generic and the AVX2 builds of the exact kernels give the same bits.
+#[test]
+fn exact_generic_build_matches_simd_build() {
+    let mut rng = Rng(0x5eed_0008);
+    let net = Net {
+        name: "mix".into(),
+        layers: vec![
+            conv_layer(&mut rng, 20, 24, 5, 2, true, true),
+            conv_layer(&mut rng, 24, 19, 3, 1, false, true),
+            gdn_layer(&mut rng, 19, false),
+            conv_layer(&mut rng, 19, 17, 5, 2, false, false),
+            gdn_layer(&mut rng, 17, true),
+        ],
+    };
+    let x = tensor(&mut rng, 20, 9, 13);
+    let cpu = CpuNet::prepare(&net, Math::Exact);
+    let simd = cpu.forward(&x);
+    FORCE_GENERIC.store(true, Ordering::Relaxed);
+    let generic = cpu.forward(&x);
+    FORCE_GENERIC.store(false, Ordering::Relaxed);
+    assert_bits_eq(&simd, &generic, "generic vs simd build");
+}
+
+/// Fast results are also independent of the thread count up to rounding.
+#[test]
+fn fast_thread_counts_agree() {
+    let mut rng = Rng(0x5eed_0006);
+    let layer = conv_layer(&mut rng, 16, 24, 5, 2, false, true);
+    let x = tensor(&mut rng, 16, 40, 33);
+    let one = in_pool(1, || run(&layer, &x, Math::Fast));
+    let two = in_pool(2, || run(&layer, &x, Math::Fast));
+    assert_close(&one, &layer, &x, 1e-4, "1 thread");
+    assert_close(&two, &layer, &x, 1e-4, "2 threads");
+}
+
+#[test]
+fn empty_input() {
+    let mut rng = Rng(9);
+    let layer = conv_layer(&mut rng, 2, 3, 3, 2, false, true);
+    for math in [Math::Fast, Math::Exact] {
+        let y = run(&layer, &Tensor::zeros(2, 0, 5), math);
+        assert_eq!((y.c, y.h, y.w), (3, 0, 3));
+    }
+}
