@@ -10,10 +10,17 @@ use tfci_tests::{Fixture, ARCHITECTURES};
 fn files_are_tf_examples_in_tfc_tensor_order() {
     for arch in ARCHITECTURES {
         let f = Fixture::load(arch);
-        let bytes = f.codec.compress(&f.image, f.level, &Limits::default()).expect("compress");
+        let bytes = f
+            .codec
+            .compress(&f.image, f.level, &Limits::default())
+            .expect("compress");
         let ex = Example::decode(bytes.as_slice()).expect("a tf.train.Example");
         let map = ex.features.expect("features").feature;
-        let kind = |k: &str| map.get(k).and_then(|v| v.kind.clone()).unwrap_or_else(|| panic!("{arch}: no {k:?}"));
+        let kind = |k: &str| {
+            map.get(k)
+                .and_then(|v| v.kind.clone())
+                .unwrap_or_else(|| panic!("{arch}: no {k:?}"))
+        };
         match kind("MD") {
             Kind::BytesList(l) => assert_eq!(l.value, vec![f.model_name().into_bytes()]),
             other => panic!("{arch}: MD is {other:?}"),
@@ -28,7 +35,10 @@ fn files_are_tf_examples_in_tfc_tensor_order() {
         }
         for i in 0..strings {
             let key = char::from(1 + i as u8).to_string();
-            assert!(matches!(kind(&key), Kind::BytesList(l) if l.value.len() == 1), "{arch}: {key:?} is a string");
+            assert!(
+                matches!(kind(&key), Kind::BytesList(l) if l.value.len() == 1),
+                "{arch}: {key:?} is a string"
+            );
         }
         for (j, shape) in expected_shapes.iter().enumerate() {
             let key = char::from(1 + (strings + j) as u8).to_string();
@@ -40,11 +50,16 @@ fn files_are_tf_examples_in_tfc_tensor_order() {
         let mut keys: Vec<&str> = map.keys().map(String::as_str).collect();
         keys.sort_unstable();
         let positional = strings + expected_shapes.len();
-        let mut expected: Vec<String> = (1..=positional).map(|i| char::from(i as u8).to_string()).collect();
+        let mut expected: Vec<String> = (1..=positional)
+            .map(|i| char::from(i as u8).to_string())
+            .collect();
         expected.extend(["FV", "MD", "WI"].map(String::from));
         assert_eq!(keys, expected, "{arch}: feature keys");
         match kind("WI") {
-            Kind::BytesList(l) => assert_eq!(l.value, vec![f.codec.family().weights_id.clone().into_bytes()]),
+            Kind::BytesList(l) => assert_eq!(
+                l.value,
+                vec![f.codec.family().weights_id.clone().into_bytes()]
+            ),
             other => panic!("{arch}: WI is {other:?}"),
         }
     }

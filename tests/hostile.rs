@@ -10,7 +10,9 @@ fn decompress(f: &Fixture, bytes: &[u8]) -> Result<(), Error> {
 }
 
 fn compressed(f: &Fixture) -> Vec<u8> {
-    f.codec.compress(&f.image, f.level, &Limits::default()).expect("compress")
+    f.codec
+        .compress(&f.image, f.level, &Limits::default())
+        .expect("compress")
 }
 
 #[test]
@@ -19,7 +21,10 @@ fn truncation_at_every_byte_is_an_error() {
         let f = Fixture::load(arch);
         let bytes = compressed(&f);
         for cut in 0..bytes.len() {
-            assert!(decompress(&f, &bytes[..cut]).is_err(), "{arch}: prefix of {cut} bytes decoded");
+            assert!(
+                decompress(&f, &bytes[..cut]).is_err(),
+                "{arch}: prefix of {cut} bytes decoded"
+            );
         }
     }
 }
@@ -29,14 +34,21 @@ fn truncated_payload_in_a_valid_container_is_an_error() {
     for arch in ARCHITECTURES {
         let f = Fixture::load(arch);
         let packed = Packed::from_bytes(&compressed(&f)).expect("parse");
-        let strings = if f.codec.family().architecture.has_hyperprior() { 2 } else { 1 };
+        let strings = if f.codec.family().architecture.has_hyperprior() {
+            2
+        } else {
+            1
+        };
         for s in 0..strings {
             let full = packed.bytes_at(s).expect("string").to_vec();
             for cut in 0..full.len() {
                 let mut p = packed.clone();
                 p.tensors[s] = Value::Bytes(vec![full[..cut].to_vec()]);
                 let r = decompress(&f, &p.to_bytes());
-                assert!(matches!(r, Err(Error::Entropy(_))), "{arch}: string {s} cut at {cut}: {r:?}");
+                assert!(
+                    matches!(r, Err(Error::Entropy(_))),
+                    "{arch}: string {s} cut at {cut}: {r:?}"
+                );
             }
         }
     }
@@ -57,7 +69,10 @@ fn random_bytes_and_bit_flips_never_panic() {
         let f = Fixture::load(arch);
         for len in [0usize, 1, 2, 7, 64, 300, 4096] {
             let bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut rng) as u8).collect();
-            assert!(decompress(&f, &bytes).is_err(), "{arch}: {len} random bytes decoded");
+            assert!(
+                decompress(&f, &bytes).is_err(),
+                "{arch}: {len} random bytes decoded"
+            );
         }
         // Flipped bits inside the payload: an error or some image, but never a panic.
         let packed = Packed::from_bytes(&compressed(&f)).expect("parse");
@@ -99,9 +114,15 @@ fn weights_mismatch_is_refused() {
     let f = Fixture::load(ARCHITECTURES[2]);
     let mut p = Packed::from_bytes(&compressed(&f)).expect("parse");
     p.weights_id = Some("0000000000000000".into());
-    assert!(matches!(decompress(&f, &p.to_bytes()), Err(Error::WeightsMismatch { .. })));
+    assert!(matches!(
+        decompress(&f, &p.to_bytes()),
+        Err(Error::WeightsMismatch { .. })
+    ));
     p.weights_id = None;
-    assert!(matches!(decompress(&f, &p.to_bytes()), Err(Error::NoWeightsId { .. })));
+    assert!(matches!(
+        decompress(&f, &p.to_bytes()),
+        Err(Error::NoWeightsId { .. })
+    ));
 }
 
 #[test]
@@ -109,24 +130,40 @@ fn lying_headers_are_refused_before_allocating() {
     for arch in ARCHITECTURES {
         let f = Fixture::load(arch);
         let packed = Packed::from_bytes(&compressed(&f)).expect("parse");
-        let x_at = if f.codec.family().architecture.has_hyperprior() { 2 } else { 1 };
+        let x_at = if f.codec.family().architecture.has_hyperprior() {
+            2
+        } else {
+            1
+        };
         // A 10^6 x 10^6 image: refused by the limits, not by running out of memory.
         let mut p = packed.clone();
         p.tensors[x_at] = Value::Int64(vec![1_000_000, 1_000_000]);
         p.tensors[x_at + 1] = Value::Int64(vec![62_500, 62_500]);
-        assert!(matches!(decompress(&f, &p.to_bytes()), Err(Error::ImageSize { .. })), "{arch}");
+        assert!(
+            matches!(decompress(&f, &p.to_bytes()), Err(Error::ImageSize { .. })),
+            "{arch}"
+        );
         // Inconsistent or negative shapes.
         let mut p = packed.clone();
         p.tensors[x_at + 1] = Value::Int64(vec![1, 1]);
-        assert!(matches!(decompress(&f, &p.to_bytes()), Err(Error::Shape(_))), "{arch}");
+        assert!(
+            matches!(decompress(&f, &p.to_bytes()), Err(Error::Shape(_))),
+            "{arch}"
+        );
         let mut p = packed.clone();
         p.tensors[x_at] = Value::Int64(vec![-16, 16]);
         assert!(decompress(&f, &p.to_bytes()).is_err(), "{arch}");
         let mut p = packed.clone();
         p.tensors[x_at] = Value::Bytes(vec![vec![1]]);
-        assert!(matches!(decompress(&f, &p.to_bytes()), Err(Error::Container(_))), "{arch}");
+        assert!(
+            matches!(decompress(&f, &p.to_bytes()), Err(Error::Container(_))),
+            "{arch}"
+        );
         let mut p = packed;
         p.tensors.truncate(x_at);
-        assert!(matches!(decompress(&f, &p.to_bytes()), Err(Error::Container(_))), "{arch}");
+        assert!(
+            matches!(decompress(&f, &p.to_bytes()), Err(Error::Container(_))),
+            "{arch}"
+        );
     }
 }

@@ -40,7 +40,13 @@ impl Fixture {
             .into_iter()
             .map(|(name, v)| (name, (v.dtype(), v.shape().to_vec(), v.data().to_vec())))
             .collect();
-        let mut f = Fixture { registry, codec, image, level: 0, golden };
+        let mut f = Fixture {
+            registry,
+            codec,
+            image,
+            level: 0,
+            golden,
+        };
         f.level = f.i32s("level")[0] as u32;
         f
     }
@@ -61,13 +67,17 @@ impl Fixture {
     pub fn f32s(&self, name: &str) -> Vec<f32> {
         let (dt, _, data) = &self.golden[name];
         assert_eq!(*dt, Dtype::F32, "{name}");
-        data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+        data.chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
     }
 
     pub fn i32s(&self, name: &str) -> Vec<i32> {
         let (dt, _, data) = &self.golden[name];
         assert_eq!(*dt, Dtype::I32, "{name}");
-        data.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap())).collect()
+        data.chunks_exact(4)
+            .map(|b| i32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
     }
 
     pub fn u8s(&self, name: &str) -> Vec<u8> {
@@ -78,17 +88,24 @@ impl Fixture {
 /// Largest absolute difference, and where it is.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).enumerate().fold((0.0f32, 0), |(m, at), (i, (x, y))| {
-        let d = (x - y).abs();
-        if d > m || d.is_nan() {
-            (d, i)
-        } else {
-            (m, at)
-        }
-    })
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .fold((0.0f32, 0), |(m, at), (i, (x, y))| {
+            let d = (x - y).abs();
+            if d > m || d.is_nan() {
+                (d, i)
+            } else {
+                (m, at)
+            }
+        })
 }
 
 /// Index and values of the first difference of two integer sequences.
 pub fn first_mismatch<T: PartialEq + Copy>(a: &[T], b: &[T]) -> Option<(usize, T, T)> {
-    a.iter().zip(b).enumerate().find(|(_, (x, y))| x != y).map(|(i, (x, y))| (i, *x, *y))
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .find(|(_, (x, y))| x != y)
+        .map(|(i, (x, y))| (i, *x, *y))
 }

@@ -21,7 +21,13 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { models: "models".into(), image: PathBuf::new(), runs: 7, warmup: 2, threads: 2 };
+    let mut a = Args {
+        models: "models".into(),
+        image: PathBuf::new(),
+        runs: 7,
+        warmup: 2,
+        threads: 2,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{k} needs a value"));
@@ -59,24 +65,40 @@ fn median_ms<T>(warmup: usize, runs: usize, mut f: impl FnMut() -> T) -> f64 {
 
 fn main() -> Result<(), String> {
     let args = parse_args()?;
-    rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global().map_err(|e| e.to_string())?;
-    let img = image::open(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?.into_rgb8();
-    let image = RgbImage { width: img.width() as usize, height: img.height() as usize, data: img.into_raw() };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+        .map_err(|e| e.to_string())?;
+    let img = image::open(&args.image)
+        .map_err(|e| format!("{}: {e}", args.image.display()))?
+        .into_rgb8();
+    let image = RgbImage {
+        width: img.width() as usize,
+        height: img.height() as usize,
+        data: img.into_raw(),
+    };
     let registry = Registry::open(&args.models).map_err(|e| e.to_string())?;
     let limits = Limits::default();
     let mut rows = Vec::new();
     for entry in registry.families() {
-        let codec = Codec::new(registry.load(entry).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let codec = Codec::new(registry.load(entry).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
         let level = codec.family().levels.div_ceil(2);
-        let bytes = codec.compress(&image, level, &limits).map_err(|e| e.to_string())?;
+        let bytes = codec
+            .compress(&image, level, &limits)
+            .map_err(|e| e.to_string())?;
         let packed = Packed::from_bytes(&bytes).map_err(|e| e.to_string())?;
         let x = image.to_tensor();
         let fam = codec.family();
         let (w, h) = (image.width, image.height);
         let g_a = codec_core::cpu::CpuNet::prepare(&fam.g_a, codec_core::cpu::Math::Fast);
         let g_a_ms = median_ms(args.warmup, args.runs, || g_a.forward(&x));
-        let compress_ms = median_ms(args.warmup, args.runs, || codec.compress(&image, level, &limits));
-        let decompress_ms = median_ms(args.warmup, args.runs, || codec.decompress_packed(&packed, level, &limits));
+        let compress_ms = median_ms(args.warmup, args.runs, || {
+            codec.compress(&image, level, &limits)
+        });
+        let decompress_ms = median_ms(args.warmup, args.runs, || {
+            codec.decompress_packed(&packed, level, &limits)
+        });
         let macs = fam.g_a.macs((3, h, w)) + fam.g_s.macs(fam.g_a.output_shape((3, h, w)));
         rows.push(format!(
             "{{\"family\": \"{}\", \"architecture\": \"{}\", \"N\": {}, \"M\": {}, \"level\": {level}, \"width\": {w}, \
@@ -90,7 +112,10 @@ fn main() -> Result<(), String> {
             macs as f64 / 1e9,
             args.threads
         ));
-        eprintln!("{}: compress {compress_ms:.1} ms, decompress {decompress_ms:.1} ms", fam.name);
+        eprintln!(
+            "{}: compress {compress_ms:.1} ms, decompress {decompress_ms:.1} ms",
+            fam.name
+        );
     }
     println!("[\n  {}\n]", rows.join(",\n  "));
     Ok(())

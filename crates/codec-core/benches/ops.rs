@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use codec_core::cpu::{CpuNet, Math};
-use codec_core::model::graph::{Layer, Net};
+use codec_core::model::graph::{Conv, Layer, Net};
 use codec_core::tensor::Tensor;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
@@ -28,11 +28,15 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 fn conv(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> Layer {
     let weight = values(cin * cout * k * k, (cin * 31 + cout) as u64, 0.05);
     let bias = Some(values(cout, 3, 0.1));
-    if transposed {
-        Layer::ConvTranspose { cin, cout, k, stride, weight, bias }
-    } else {
-        Layer::Conv { cin, cout, k, stride, weight, bias }
-    }
+    Layer::Conv(Conv {
+        cin,
+        cout,
+        k,
+        stride,
+        transposed,
+        weight,
+        bias,
+    })
 }
 
 fn gdn(c: usize, inverse: bool) -> Layer {
@@ -41,7 +45,12 @@ fn gdn(c: usize, inverse: bool) -> Layer {
     for i in 0..c {
         gamma[i * c + i] += 0.1;
     }
-    Layer::Gdn { c, inverse, beta, gamma }
+    Layer::Gdn {
+        c,
+        inverse,
+        beta,
+        gamma,
+    }
 }
 
 fn g_a(n: usize, m: usize) -> Net {
@@ -88,7 +97,10 @@ fn h_s(n: usize, m: usize) -> Net {
 }
 
 fn single(layer: Layer) -> Net {
-    Net { name: "op".into(), layers: vec![layer] }
+    Net {
+        name: "op".into(),
+        layers: vec![layer],
+    }
 }
 
 /// `(name, net, math, input shape (c, h, w))`
@@ -97,21 +109,96 @@ type Case = (&'static str, Net, Math, (usize, usize, usize));
 fn cases() -> Vec<Case> {
     let (n, m) = (128, 192);
     vec![
-        ("fast conv 3->128 5x5/2 @512x768 (g_a.0)", single(conv(3, n, 5, 2, false)), Math::Fast, (3, 512, 768)),
-        ("fast conv 128->128 5x5/2 @256x384 (g_a.2)", single(conv(n, n, 5, 2, false)), Math::Fast, (n, 256, 384)),
-        ("fast conv 128->192 5x5/2 @64x96 (g_a.6)", single(conv(n, m, 5, 2, false)), Math::Fast, (n, 64, 96)),
-        ("fast gdn 128 @256x384", single(gdn(n, false)), Math::Fast, (n, 256, 384)),
-        ("fast deconv 128->128 5x5/2 @64x96 (g_s.2)", single(conv(n, n, 5, 2, true)), Math::Fast, (n, 64, 96)),
-        ("fast deconv 128->128 5x5/2 @128x192 (g_s.4)", single(conv(n, n, 5, 2, true)), Math::Fast, (n, 128, 192)),
-        ("fast deconv 128->3 5x5/2 @256x384 (g_s.6)", single(conv(n, 3, 5, 2, true)), Math::Fast, (n, 256, 384)),
-        ("fast igdn 128 @256x384", single(gdn(n, true)), Math::Fast, (n, 256, 384)),
-        ("fast g_a N128 M192 @512x768", g_a(n, m), Math::Fast, (3, 512, 768)),
-        ("fast g_s N128 M192 @32x48", g_s(n, m), Math::Fast, (m, 32, 48)),
-        ("fast conv 3->128 9x9/4 @512x768 (b2018 g_a.0)", single(conv(3, n, 9, 4, false)), Math::Fast, (3, 512, 768)),
-        ("fast deconv 128->3 9x9/4 @128x192 (b2018 g_s.4)", single(conv(n, 3, 9, 4, true)), Math::Fast, (n, 128, 192)),
-        ("exact deconv 128->192 5x5/2 @8x12 (h_s.0)", single(conv(n, m, 5, 2, true)), Math::Exact, (n, 8, 12)),
-        ("exact deconv 192->288 5x5/2 @16x24 (h_s.2)", single(conv(m, 288, 5, 2, true)), Math::Exact, (m, 16, 24)),
-        ("exact conv 288->384 3x3/1 @32x48 (h_s.4)", single(conv(288, 384, 3, 1, false)), Math::Exact, (288, 32, 48)),
+        (
+            "fast conv 3->128 5x5/2 @512x768 (g_a.0)",
+            single(conv(3, n, 5, 2, false)),
+            Math::Fast,
+            (3, 512, 768),
+        ),
+        (
+            "fast conv 128->128 5x5/2 @256x384 (g_a.2)",
+            single(conv(n, n, 5, 2, false)),
+            Math::Fast,
+            (n, 256, 384),
+        ),
+        (
+            "fast conv 128->192 5x5/2 @64x96 (g_a.6)",
+            single(conv(n, m, 5, 2, false)),
+            Math::Fast,
+            (n, 64, 96),
+        ),
+        (
+            "fast gdn 128 @256x384",
+            single(gdn(n, false)),
+            Math::Fast,
+            (n, 256, 384),
+        ),
+        (
+            "fast deconv 128->128 5x5/2 @64x96 (g_s.2)",
+            single(conv(n, n, 5, 2, true)),
+            Math::Fast,
+            (n, 64, 96),
+        ),
+        (
+            "fast deconv 128->128 5x5/2 @128x192 (g_s.4)",
+            single(conv(n, n, 5, 2, true)),
+            Math::Fast,
+            (n, 128, 192),
+        ),
+        (
+            "fast deconv 128->3 5x5/2 @256x384 (g_s.6)",
+            single(conv(n, 3, 5, 2, true)),
+            Math::Fast,
+            (n, 256, 384),
+        ),
+        (
+            "fast igdn 128 @256x384",
+            single(gdn(n, true)),
+            Math::Fast,
+            (n, 256, 384),
+        ),
+        (
+            "fast g_a N128 M192 @512x768",
+            g_a(n, m),
+            Math::Fast,
+            (3, 512, 768),
+        ),
+        (
+            "fast g_s N128 M192 @32x48",
+            g_s(n, m),
+            Math::Fast,
+            (m, 32, 48),
+        ),
+        (
+            "fast conv 3->128 9x9/4 @512x768 (b2018 g_a.0)",
+            single(conv(3, n, 9, 4, false)),
+            Math::Fast,
+            (3, 512, 768),
+        ),
+        (
+            "fast deconv 128->3 9x9/4 @128x192 (b2018 g_s.4)",
+            single(conv(n, 3, 9, 4, true)),
+            Math::Fast,
+            (n, 128, 192),
+        ),
+        (
+            "exact deconv 128->192 5x5/2 @8x12 (h_s.0)",
+            single(conv(n, m, 5, 2, true)),
+            Math::Exact,
+            (n, 8, 12),
+        ),
+        (
+            "exact deconv 192->288 5x5/2 @16x24 (h_s.2)",
+            single(conv(m, 288, 5, 2, true)),
+            Math::Exact,
+            (m, 16, 24),
+        ),
+        (
+            "exact conv 288->384 3x3/1 @32x48 (h_s.4)",
+            single(conv(288, 384, 3, 1, false)),
+            Math::Exact,
+            (288, 32, 48),
+        ),
         ("exact h_s M192 @8x12", h_s(n, m), Math::Exact, (n, 8, 12)),
     ]
 }
@@ -130,7 +217,13 @@ fn bench_ops(c: &mut Criterion) {
         let macs = net.macs((ch, h, w));
         // A lone GDN runs in place on an owned input: time it without the copy of its input.
         let in_place = matches!(net.layers.as_slice(), [Layer::Gdn { .. }]);
-        let run = |x: Tensor| if in_place { cpu.layers[0].forward_owned(x, math) } else { cpu.forward(&x) };
+        let run = |x: Tensor| {
+            if in_place {
+                cpu.layers[0].forward_owned(x, math)
+            } else {
+                cpu.forward(&x)
+            }
+        };
         // Best of 3 (after one warm-up run) for the summary.
         black_box(run(x.clone()));
         let best = (0..3)
@@ -151,13 +244,18 @@ fn bench_ops(c: &mut Criterion) {
         let mut group = c.benchmark_group("cpu");
         group.throughput(Throughput::Elements(macs));
         if in_place {
-            group.bench_function(name, |b| b.iter_batched(|| x.clone(), &run, BatchSize::LargeInput));
+            group.bench_function(name, |b| {
+                b.iter_batched(|| x.clone(), &run, BatchSize::LargeInput)
+            });
         } else {
             group.bench_function(name, |b| b.iter(|| black_box(cpu.forward(black_box(&x)))));
         }
         group.finish();
     }
-    println!("\nsummary (best of 3, {} rayon threads):", rayon::current_num_threads());
+    println!(
+        "\nsummary (best of 3, {} rayon threads):",
+        rayon::current_num_threads()
+    );
     for line in summary {
         println!("  {line}");
     }

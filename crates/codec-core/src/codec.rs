@@ -11,8 +11,8 @@ use crate::cpu::{CpuNet, Math};
 use crate::entropy::{self, CdfTables, RowMap};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::model::graph::{Layer, Net};
-use crate::model::{Architecture, Family, Tables};
+use crate::model::graph::{Conv, Layer, Net};
+use crate::model::{Architecture, CdfRows, Family, Tables};
 use crate::tensor::Tensor;
 
 /// CompressAI's lower bound on Gaussian scales (`GaussianConditional(scale_bound=0.11)`).
@@ -29,19 +29,32 @@ pub struct Limits {
 impl Default for Limits {
     /// 65535 per side (TFC stores int32 shapes; PNG allows more, memory does not) and 64 Mpx.
     fn default() -> Self {
-        Self { max_width: 65_535, max_height: 65_535, max_pixels: 1 << 26 }
+        Self {
+            max_width: 65_535,
+            max_height: 65_535,
+            max_pixels: 1 << 26,
+        }
     }
 }
 
 impl Limits {
     /// Checks an image size (also a size read from a file header).
     pub fn check(&self, width: u64, height: u64) -> Result<()> {
-        let err = |reason: String| Err(Error::ImageSize { width, height, reason });
+        let err = |reason: String| {
+            Err(Error::ImageSize {
+                width,
+                height,
+                reason,
+            })
+        };
         if width == 0 || height == 0 {
             return err("empty image".into());
         }
         if width > self.max_width as u64 || height > self.max_height as u64 {
-            return err(format!("larger than the limit of {}x{}", self.max_width, self.max_height));
+            return err(format!(
+                "larger than the limit of {}x{}",
+                self.max_width, self.max_height
+            ));
         }
         if width.saturating_mul(height) > self.max_pixels as u64 {
             return err(format!("more than the limit of {} pixels", self.max_pixels));
@@ -111,7 +124,10 @@ pub struct Codec {
 #[derive(Debug)]
 enum Prior {
     /// Per-level EntropyBottleneck tables (rows `(level - 1) * M + c`) and their medians.
-    Factorized { tables: CdfTables, medians: Vec<f32> },
+    Factorized {
+        tables: CdfTables,
+        medians: Vec<f32>,
+    },
     /// Mean-scale hyperprior.
     Hyper(Box<Hyper>),
 }
@@ -123,7 +139,7 @@ impl Codec {
         let g_s = CpuNet::prepare(&family.g_s, Math::Fast);
         let prior = match &family.tables {
             Tables::Factorized { y_eb } => Prior::Factorized {
-                tables: CdfTables::new(&y_eb.cdf, y_eb.rows, y_eb.row_len, &y_eb.cdf_len, &y_eb.offset)?,
+                tables: cdf_tables(&y_eb.cdf)?,
                 medians: y_eb.medians.clone(),
             },
             Tables::Hyperprior { z_eb, y_gc } => {
@@ -137,15 +153,20 @@ impl Codec {
                     h_s_body: CpuNet::prepare(&body, Math::Exact),
                     h_s_scales: CpuNet::prepare(&scales, Math::Exact),
                     h_s_means: CpuNet::prepare(&means, Math::Fast),
-                    z_tables: CdfTables::new(&z_eb.cdf, z_eb.rows, z_eb.row_len, &z_eb.cdf_len, &z_eb.offset)?,
+                    z_tables: cdf_tables(&z_eb.cdf)?,
                     z_medians: z_eb.medians.clone(),
-                    y_tables: CdfTables::new(&y_gc.cdf, y_gc.rows, y_gc.row_len, &y_gc.cdf_len, &y_gc.offset)?,
+                    y_tables: cdf_tables(&y_gc.cdf)?,
                     scale_table: y_gc.scale_table.clone(),
                 };
                 Prior::Hyper(Box::new(hyper))
             }
         };
-        Ok(Self { family, g_a, g_s, prior })
+        Ok(Self {
+            family,
+            g_a,
+            g_s,
+            prior,
+        })
     }
 
     /// The loaded family.
@@ -211,7 +232,13 @@ impl Codec {
     }
 
     /// `h_s(z_hat)` cropped to `y`'s size: scales (Exact), means (Fast) and the scale indexes.
-    fn hyper_params(&self, h: &Hyper, z_hat: &Tensor, yh: usize, yw: usize) -> (Tensor, Tensor, Vec<u32>) {
+    fn hyper_params(
+        &self,
+        h: &Hyper,
+        z_hat: &Tensor,
+        yh: usize,
+        yw: usize,
+    ) -> (Tensor, Tensor, Vec<u32>) {
         let body = h.h_s_body.forward(z_hat);
         let scales = h.h_s_scales.forward(&body).crop(yh, yw);
         let means = h.h_s_means.forward(&body).crop(yh, yw);
@@ -227,17 +254,30 @@ impl Codec {
         let x_shape = shape(latents.x_shape[0], latents.x_shape[1]);
         let tensors = match &self.prior {
             Prior::Factorized { tables, .. } => {
-                let rows = RowMap::PerChannel { first_row: (latents.level as usize - 1) * m };
+                let rows = RowMap::PerChannel {
+                    first_row: (latents.level as usize - 1) * m,
+                };
                 let y_string = entropy::encode(&latents.y_symbols, m, rows, tables)?;
                 vec![Value::Bytes(vec![y_string]), x_shape, shape(y.h, y.w)]
             }
             Prior::Hyper(h) => {
-                let (z, z_symbols, indexes) = match (&latents.z, &latents.z_symbols, &latents.scale_indexes) {
-                    (Some(z), Some(s), Some(i)) => (z, s, i),
-                    _ => return Err(Error::Shape("hyperprior latents without z".into())),
-                };
-                let z_string = entropy::encode(z_symbols, z.c, RowMap::PerChannel { first_row: 0 }, &h.z_tables)?;
-                let y_string = entropy::encode(&latents.y_symbols, m, RowMap::PerElement(indexes), &h.y_tables)?;
+                let (z, z_symbols, indexes) =
+                    match (&latents.z, &latents.z_symbols, &latents.scale_indexes) {
+                        (Some(z), Some(s), Some(i)) => (z, s, i),
+                        _ => return Err(Error::Shape("hyperprior latents without z".into())),
+                    };
+                let z_string = entropy::encode(
+                    z_symbols,
+                    z.c,
+                    RowMap::PerChannel { first_row: 0 },
+                    &h.z_tables,
+                )?;
+                let y_string = entropy::encode(
+                    &latents.y_symbols,
+                    m,
+                    RowMap::PerElement(indexes),
+                    &h.y_tables,
+                )?;
                 vec![
                     Value::Bytes(vec![y_string]),
                     Value::Bytes(vec![z_string]),
@@ -272,7 +312,11 @@ impl Codec {
                     installed: self.family.weights_id.clone(),
                 })
             }
-            None => return Err(Error::NoWeightsId { model: packed.model.clone() }),
+            None => {
+                return Err(Error::NoWeightsId {
+                    model: packed.model.clone(),
+                })
+            }
         }
         let (_, gain_inv) = self.gains(level)?;
         let m = self.family.m;
@@ -289,7 +333,8 @@ impl Codec {
         let (y_symbols, y_hat_g) = match &self.prior {
             Prior::Factorized { tables, medians } => {
                 let first_row = (level as usize - 1) * m;
-                let sym = entropy::decode(y_string, m, plane, RowMap::PerChannel { first_row }, tables)?;
+                let sym =
+                    entropy::decode(y_string, m, plane, RowMap::PerChannel { first_row }, tables)?;
                 let med = &medians[first_row..first_row + m];
                 let y_hat_g = dequantize(&sym, m, y[0], y[1], |c, _| med[c]);
                 (sym, y_hat_g)
@@ -299,10 +344,22 @@ impl Codec {
                 expect_shape("z_shape", z, y.map(|v| v.div_ceil(Architecture::Z_STRIDE)))?;
                 let z_string = packed.bytes_at(1)?;
                 let n = self.family.n;
-                let z_sym = entropy::decode(z_string, n, z[0] * z[1], RowMap::PerChannel { first_row: 0 }, &h.z_tables)?;
+                let z_sym = entropy::decode(
+                    z_string,
+                    n,
+                    z[0] * z[1],
+                    RowMap::PerChannel { first_row: 0 },
+                    &h.z_tables,
+                )?;
                 let z_hat = dequantize(&z_sym, n, z[0], z[1], |c, _| h.z_medians[c]);
                 let (_, means, indexes) = self.hyper_params(h, &z_hat, y[0], y[1]);
-                let sym = entropy::decode(y_string, m, plane, RowMap::PerElement(&indexes), &h.y_tables)?;
+                let sym = entropy::decode(
+                    y_string,
+                    m,
+                    plane,
+                    RowMap::PerElement(&indexes),
+                    &h.y_tables,
+                )?;
                 let y_hat_g = dequantize(&sym, m, y[0], y[1], |c, i| means.channel(c)[i]);
                 z_symbols = Some(z_sym);
                 scale_indexes = Some(indexes);
@@ -310,7 +367,13 @@ impl Codec {
             }
         };
         let y_hat = scale_channels(&y_hat_g, gain_inv);
-        Ok(Decoded { x_shape: x, y_symbols, z_symbols, scale_indexes, y_hat })
+        Ok(Decoded {
+            x_shape: x,
+            y_symbols,
+            z_symbols,
+            scale_indexes,
+            y_hat,
+        })
     }
 
     /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size.
@@ -330,21 +393,34 @@ impl Codec {
                 let med = &medians[(latents.level as usize - 1) * m..latents.level as usize * m];
                 dequantize(&latents.y_symbols, m, y.h, y.w, |c, _| med[c])
             }
-            (Prior::Hyper(_), Some(means)) => dequantize(&latents.y_symbols, m, y.h, y.w, |c, i| means.channel(c)[i]),
-            (Prior::Hyper(_), None) => return Err(Error::Shape("hyperprior latents without means".into())),
+            (Prior::Hyper(_), Some(means)) => {
+                dequantize(&latents.y_symbols, m, y.h, y.w, |c, i| means.channel(c)[i])
+            }
+            (Prior::Hyper(_), None) => {
+                return Err(Error::Shape("hyperprior latents without means".into()))
+            }
         };
         Ok(scale_channels(&y_hat_g, gain_inv))
     }
 
     /// Decompresses a parsed container made by this family at `level`.
-    pub fn decompress_packed(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<RgbImage> {
+    pub fn decompress_packed(
+        &self,
+        packed: &Packed,
+        level: u32,
+        limits: &Limits,
+    ) -> Result<RgbImage> {
         let d = self.decode_latents(packed, level, limits)?;
         Ok(RgbImage::from_tensor(&self.synthesize(&d.y_hat, d.x_shape)))
     }
 }
 
 /// Parses `.tfci` bytes, loads the family named in them from `registry`, and decodes the image.
-pub fn decompress(registry: &crate::model::Registry, bytes: &[u8], limits: &Limits) -> Result<(RgbImage, String)> {
+pub fn decompress(
+    registry: &crate::model::Registry,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<(RgbImage, String)> {
     let packed = Packed::from_bytes(bytes)?;
     let (entry, level) = registry.resolve(&packed.model)?;
     let codec = Codec::new(registry.load(entry)?)?;
@@ -352,26 +428,46 @@ pub fn decompress(registry: &crate::model::Registry, bytes: &[u8], limits: &Limi
     Ok((image, packed.model))
 }
 
+/// Builds the coder's tables from a model file's rows (validating every row).
+fn cdf_tables(t: &CdfRows) -> Result<CdfTables> {
+    Ok(CdfTables::new(
+        &t.cdf, t.rows, t.row_len, &t.cdf_len, &t.offset,
+    )?)
+}
+
 /// Splits `h_s` into its body and the scale and mean halves of its last conv.
 fn split_h_s(h_s: &Net, m: usize) -> Result<(Net, Net, Net)> {
     let mut body = h_s.clone();
-    let Some(Layer::Conv { cin, cout, k, stride, weight, bias }) = body.layers.pop() else {
+    let Some(Layer::Conv(Conv {
+        cin,
+        cout,
+        k,
+        stride,
+        transposed: false,
+        weight,
+        bias,
+    })) = body.layers.pop()
+    else {
         return Err(Error::Shape("h_s must end with a convolution".into()));
     };
     if cout != 2 * m {
-        return Err(Error::Shape(format!("h_s outputs {cout} channels, expected {}", 2 * m)));
+        return Err(Error::Shape(format!(
+            "h_s outputs {cout} channels, expected {}",
+            2 * m
+        )));
     }
     let per_out = cin * k * k;
     let half = |lo: usize, name: &str| Net {
         name: format!("h_s.{name}"),
-        layers: vec![Layer::Conv {
+        layers: vec![Layer::Conv(Conv {
             cin,
             cout: m,
             k,
             stride,
+            transposed: false,
             weight: weight[lo * per_out..(lo + m) * per_out].to_vec(),
             bias: bias.as_ref().map(|b| b[lo..lo + m].to_vec()),
-        }],
+        })],
     };
     let scales = half(0, "scales");
     let means = half(m, "means");
@@ -392,15 +488,30 @@ fn scale_channels(t: &Tensor, g: &[f32]) -> Tensor {
 fn quantize(t: &Tensor, center: impl Fn(usize, usize) -> f32) -> Vec<i32> {
     let mut out = Vec::with_capacity(t.data.len());
     for c in 0..t.c {
-        out.extend(t.channel(c).iter().enumerate().map(|(i, &v)| (v - center(c, i)).round_ties_even() as i32));
+        out.extend(
+            t.channel(c)
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| (v - center(c, i)).round_ties_even() as i32),
+        );
     }
     out
 }
 
 /// `symbol + center(c, i)`: the decoder's latent.
-fn dequantize(sym: &[i32], c: usize, h: usize, w: usize, center: impl Fn(usize, usize) -> f32) -> Tensor {
+fn dequantize(
+    sym: &[i32],
+    c: usize,
+    h: usize,
+    w: usize,
+    center: impl Fn(usize, usize) -> f32,
+) -> Tensor {
     let plane = h * w;
-    let data = sym.iter().enumerate().map(|(j, &s)| s as f32 + center(j / plane.max(1), j % plane.max(1))).collect();
+    let data = sym
+        .iter()
+        .enumerate()
+        .map(|(j, &s)| s as f32 + center(j / plane.max(1), j % plane.max(1)))
+        .collect();
     Tensor::from_vec(c, h, w, data)
 }
 
@@ -419,7 +530,8 @@ pub fn scale_indexes(scales: &[f32], table: &[f32]) -> Vec<u32> {
 
 fn read_shape(packed: &Packed, i: usize) -> Result<[usize; 2]> {
     let s = packed.shape_at(i, 2)?;
-    let dim = |v: i64| usize::try_from(v).map_err(|_| Error::Shape(format!("negative dimension {v}")));
+    let dim =
+        |v: i64| usize::try_from(v).map_err(|_| Error::Shape(format!("negative dimension {v}")));
     Ok([dim(s[0])?, dim(s[1])?])
 }
 
@@ -427,6 +539,8 @@ fn expect_shape(name: &str, got: [usize; 2], expected: [usize; 2]) -> Result<()>
     if got == expected {
         Ok(())
     } else {
-        Err(Error::Shape(format!("{name} is {got:?}, expected {expected:?} for the image size")))
+        Err(Error::Shape(format!(
+            "{name} is {got:?}, expected {expected:?} for the image size"
+        )))
     }
 }

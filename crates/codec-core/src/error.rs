@@ -18,11 +18,19 @@ pub enum Error {
         "{model}: the file was made with weights {file}, but the installed model has weights {installed}; \
          install the model version that made it"
     )]
-    WeightsMismatch { model: String, file: String, installed: String },
+    WeightsMismatch {
+        model: String,
+        file: String,
+        installed: String,
+    },
     #[error("{model}: the file has no weights id (not written by tfci-rs)")]
     NoWeightsId { model: String },
     #[error("image is {width}x{height}: {reason}")]
-    ImageSize { width: u64, height: u64, reason: String },
+    ImageSize {
+        width: u64,
+        height: u64,
+        reason: String,
+    },
     #[error("invalid .tfci file: {0}")]
     Shape(String),
 }

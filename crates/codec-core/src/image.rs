@@ -33,6 +33,10 @@ impl RgbImage {
                 data[i * 3 + c] = (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8;
             }
         }
-        Self { width: t.w, height: t.h, data }
+        Self {
+            width: t.w,
+            height: t.h,
+            data,
+        }
     }
 }

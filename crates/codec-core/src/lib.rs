@@ -7,14 +7,14 @@
 //! - [`entropy`]: the only user of constriction;
 //! - [`container`]: the only code that knows the `.tfci` bytes.
 
+pub mod codec;
 pub mod container;
 pub mod cpu;
 pub mod entropy;
-pub mod model;
-pub mod tensor;
-pub mod codec;
 mod error;
 pub mod image;
+pub mod model;
+pub mod tensor;
 
 pub use codec::{Codec, Decoded, Latents, Limits};
 pub use error::{Error, Result};

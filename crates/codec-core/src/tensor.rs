@@ -15,12 +15,21 @@ pub struct Tensor {
 impl Tensor {
     /// An all-zero tensor.
     pub fn zeros(c: usize, h: usize, w: usize) -> Self {
-        Self { c, h, w, data: vec![0.0; c * h * w] }
+        Self {
+            c,
+            h,
+            w,
+            data: vec![0.0; c * h * w],
+        }
     }
 
     /// Wraps `data`, which must hold exactly `c * h * w` values.
     pub fn from_vec(c: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), c * h * w, "tensor data length does not match its shape");
+        assert_eq!(
+            data.len(),
+            c * h * w,
+            "tensor data length does not match its shape"
+        );
         Self { c, h, w, data }
     }
 
@@ -54,6 +63,11 @@ impl Tensor {
                 out.extend_from_slice(&row[..w]);
             }
         }
-        Tensor { c: self.c, h, w, data: out }
+        Tensor {
+            c: self.c,
+            h,
+            w,
+            data: out,
+        }
     }
 }

@@ -20,18 +20,26 @@ pub fn open_registry(model_dir: Option<&Path>) -> Result<Registry> {
             Some(dir) => vec![PathBuf::from(dir)],
             None => vec![
                 PathBuf::from("models"),
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("models"),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("..")
+                    .join("..")
+                    .join("models"),
             ],
         },
     };
     for dir in &candidates {
         if dir.join("manifest.json").is_file() {
-            return Registry::open(dir).with_context(|| format!("failed reading the models in {}", dir.display()));
+            return Registry::open(dir)
+                .with_context(|| format!("failed reading the models in {}", dir.display()));
         }
     }
     bail!(
         "no models found (looked for manifest.json in {}); pass --model-dir or set {MODEL_DIR_ENV}",
-        candidates.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        candidates
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -45,10 +53,17 @@ pub fn read_image(path: &Path) -> Result<RgbImage> {
         .with_context(|| format!("failed decoding image {}", path.display()))?;
     let color = img.color();
     if color != image::ColorType::Rgb8 {
-        eprintln!("note: {} is {color:?}; converted to 8-bit RGB", path.display());
+        eprintln!(
+            "note: {} is {color:?}; converted to 8-bit RGB",
+            path.display()
+        );
     }
     let rgb = img.into_rgb8();
-    Ok(RgbImage { width: rgb.width() as usize, height: rgb.height() as usize, data: rgb.into_raw() })
+    Ok(RgbImage {
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+        data: rgb.into_raw(),
+    })
 }
 
 /// Encodes an image as PNG bytes.
@@ -80,8 +95,12 @@ pub fn write_atomic(output: &Path, input: &Path, bytes: &[u8]) -> Result<()> {
         .prefix(".tfci-partial-")
         .tempfile_in(dir)
         .with_context(|| format!("cannot write into {}", dir.display()))?;
-    tmp.write_all(bytes).and_then(|()| tmp.flush()).with_context(|| format!("failed writing {}", output.display()))?;
-    tmp.persist(output).map_err(|e| e.error).with_context(|| format!("failed writing {}", output.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.flush())
+        .with_context(|| format!("failed writing {}", output.display()))?;
+    tmp.persist(output)
+        .map_err(|e| e.error)
+        .with_context(|| format!("failed writing {}", output.display()))?;
     Ok(())
 }
 

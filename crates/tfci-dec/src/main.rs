@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use codec_core::Limits;
 
 #[derive(Parser, Debug)]
-#[command(name = "tfci-dec", version, about = "Decompress .tfci files made by tfci-enc into PNG images")]
+#[command(
+    name = "tfci-dec",
+    version,
+    about = "Decompress .tfci files made by tfci-enc into PNG images"
+)]
 struct Cli {
     /// Folder holding manifest.json and the model files.
     #[arg(long = "model-dir", alias = "model_dir", global = true, env = tfci_cli::MODEL_DIR_ENV)]
@@ -20,7 +24,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Decompress a .tfci file into a PNG image.
-    #[command(after_help = "Example:\n  tfci-dec decompress kodim01.png.tfci   # writes kodim01.png.tfci.png")]
+    #[command(
+        after_help = "Example:\n  tfci-dec decompress kodim01.png.tfci   # writes kodim01.png.tfci.png"
+    )]
     Decompress {
         /// Input .tfci file.
         input: PathBuf,
@@ -33,9 +39,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Decompress { input, output } => {
             let registry = tfci_cli::open_registry(cli.model_dir.as_deref())?;
-            let bytes = std::fs::read(&input).with_context(|| format!("failed reading {}", input.display()))?;
-            let (image, _model) = codec_core::codec::decompress(&registry, &bytes, &Limits::default())
-                .with_context(|| format!("failed decoding {}", input.display()))?;
+            let bytes = std::fs::read(&input)
+                .with_context(|| format!("failed reading {}", input.display()))?;
+            let (image, _model) =
+                codec_core::codec::decompress(&registry, &bytes, &Limits::default())
+                    .with_context(|| format!("failed decoding {}", input.display()))?;
             let output = output.unwrap_or_else(|| tfci_cli::with_suffix(&input, ".png"));
             tfci_cli::write_atomic(&output, &input, &tfci_cli::png_bytes(&image)?)?;
         }

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(arch: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(arch)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(arch)
 }
 
 /// `tfci-enc` sits beside `tfci-dec` in the target folder (built for its own integration tests).
@@ -37,7 +39,11 @@ fn compress_then_decompress_with_default_names() {
             .arg(dir.path().join("in.png.tfci"))
             .output()
             .expect("run tfci-dec");
-        assert!(out.status.success(), "{arch}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let png = std::fs::read(dir.path().join("in.png.tfci.png")).expect("default output name");
         assert_eq!(&png[1..4], b"PNG", "{arch}");
     }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use codec_core::{Codec, Limits};
 
 #[derive(Parser, Debug)]
-#[command(name = "tfci-enc", version, about = "Compress images with learned image codecs into .tfci files")]
+#[command(
+    name = "tfci-enc",
+    version,
+    about = "Compress images with learned image codecs into .tfci files"
+)]
 struct Cli {
     /// Folder holding manifest.json and the model files.
     #[arg(long = "model-dir", alias = "model_dir", global = true, env = tfci_cli::MODEL_DIR_ENV)]
@@ -20,7 +24,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Compress an image (PNG, JPEG, BMP, TIFF, WebP) into a .tfci file.
-    #[command(after_help = "Example:\n  tfci-enc compress mbt2018-mean-msssim-5 kodim01.png   # writes kodim01.png.tfci")]
+    #[command(
+        after_help = "Example:\n  tfci-enc compress mbt2018-mean-msssim-5 kodim01.png   # writes kodim01.png.tfci"
+    )]
     Compress {
         /// Model name, FAMILY-LEVEL (see `tfci-enc models`).
         model: String,
@@ -36,9 +42,14 @@ enum Command {
 fn run(cli: Cli) -> Result<()> {
     let registry = tfci_cli::open_registry(cli.model_dir.as_deref())?;
     match cli.command {
-        Command::Compress { model, input, output } => {
+        Command::Compress {
+            model,
+            input,
+            output,
+        } => {
             let (entry, level) = registry.resolve(&model)?;
-            let codec = Codec::new(registry.load(entry)?).with_context(|| format!("failed loading {model}"))?;
+            let codec = Codec::new(registry.load(entry)?)
+                .with_context(|| format!("failed loading {model}"))?;
             let image = tfci_cli::read_image(&input)?;
             let bytes = codec
                 .compress(&image, level, &Limits::default())
@@ -48,7 +59,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Models => {
             for f in registry.families() {
-                println!("{}-[1-{}]\t{}\t{}", f.family, f.levels, f.architecture, f.file);
+                println!(
+                    "{}-[1-{}]\t{}\t{}",
+                    f.family, f.levels, f.architecture, f.file
+                );
             }
         }
     }

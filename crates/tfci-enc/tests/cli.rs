@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture(arch: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(arch)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(arch)
 }
 
 fn enc() -> Command {
@@ -25,11 +27,21 @@ fn compress_writes_input_dot_tfci() {
         .arg(&input)
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tfci = std::fs::read(dir.path().join("a.png.tfci")).expect("default output name");
-    assert!(tfci.windows(22).any(|w| w == b"fixture-mbt2018-mean-2"), "model name in the file");
+    assert!(
+        tfci.windows(22).any(|w| w == b"fixture-mbt2018-mean-2"),
+        "model name in the file"
+    );
     // No temporary file left behind.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -47,7 +59,10 @@ fn unknown_model_fails_with_a_suggestion_and_no_output() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown model") && err.contains("fixture-mbt2018-mean-2"), "{err}");
+    assert!(
+        err.contains("unknown model") && err.contains("fixture-mbt2018-mean-2"),
+        "{err}"
+    );
     assert!(!dir.path().join("a.png.tfci").exists());
 }
 
@@ -70,7 +85,12 @@ fn unreadable_image_fails_cleanly() {
 
 #[test]
 fn models_lists_the_families() {
-    let out = enc().arg("--model-dir").arg(fixture("b2018-gdn")).arg("models").output().expect("run");
+    let out = enc()
+        .arg("--model-dir")
+        .arg(fixture("b2018-gdn"))
+        .arg("models")
+        .output()
+        .expect("run");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("fixture-b2018-gdn-[1-4]"));
 }

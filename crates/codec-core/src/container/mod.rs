@@ -41,7 +41,11 @@ pub enum ContainerError {
     #[error("feature {key:?} has the wrong type: expected {expected}")]
     WrongType { key: String, expected: &'static str },
     #[error("feature {key:?} holds {got} values, expected {expected}")]
-    WrongLength { key: String, got: usize, expected: usize },
+    WrongLength {
+        key: String,
+        got: usize,
+        expected: usize,
+    },
     #[error("unsupported .tfci format version {0} (this build reads version {FORMAT_VERSION})")]
     Version(i64),
 }
@@ -94,17 +98,29 @@ impl Packed {
             KEY_MODEL.to_string(),
             Value::Bytes(vec![self.model.as_bytes().to_vec()]).into_feature(),
         );
-        feature.insert(KEY_FORMAT_VERSION.to_string(), Value::Int64(vec![FORMAT_VERSION]).into_feature());
+        feature.insert(
+            KEY_FORMAT_VERSION.to_string(),
+            Value::Int64(vec![FORMAT_VERSION]).into_feature(),
+        );
         if let Some(id) = &self.weights_id {
-            feature.insert(KEY_WEIGHTS_ID.to_string(), Value::Bytes(vec![id.as_bytes().to_vec()]).into_feature());
+            feature.insert(
+                KEY_WEIGHTS_ID.to_string(),
+                Value::Bytes(vec![id.as_bytes().to_vec()]).into_feature(),
+            );
         }
         if let Some(rd) = self.rd_parameter {
-            feature.insert(KEY_RD_PARAMETER.to_string(), Value::Float(vec![rd]).into_feature());
+            feature.insert(
+                KEY_RD_PARAMETER.to_string(),
+                Value::Float(vec![rd]).into_feature(),
+            );
         }
         for (i, t) in self.tensors.iter().enumerate() {
             feature.insert(tensor_key(i), t.clone().into_feature());
         }
-        Example { features: Some(Features { feature }) }.encode_to_vec()
+        Example {
+            features: Some(Features { feature }),
+        }
+        .encode_to_vec()
     }
 
     /// Parses `.tfci` bytes. Checks the structure only; the codec checks shapes against its limits.
@@ -128,34 +144,53 @@ impl Packed {
             }
         }
         let weights_id = match map.remove(KEY_WEIGHTS_ID) {
-            Some(f) => Some(String::from_utf8_lossy(&single_bytes(KEY_WEIGHTS_ID, f)?).into_owned()),
+            Some(f) => {
+                Some(String::from_utf8_lossy(&single_bytes(KEY_WEIGHTS_ID, f)?).into_owned())
+            }
             None => None,
         };
         let rd_parameter = match map.remove(KEY_RD_PARAMETER).and_then(Value::from_feature) {
             Some(Value::Float(v)) if v.len() == 1 => Some(v[0]),
             Some(_) => {
-                return Err(ContainerError::WrongType { key: KEY_RD_PARAMETER.into(), expected: "one float" })
+                return Err(ContainerError::WrongType {
+                    key: KEY_RD_PARAMETER.into(),
+                    expected: "one float",
+                })
             }
             None => None,
         };
         let mut tensors = Vec::new();
         for i in 0..MAX_TENSORS {
-            let Some(f) = map.remove(&tensor_key(i)) else { break };
-            let value = Value::from_feature(f)
-                .ok_or_else(|| ContainerError::WrongType { key: tensor_key(i), expected: "a list" })?;
+            let Some(f) = map.remove(&tensor_key(i)) else {
+                break;
+            };
+            let value = Value::from_feature(f).ok_or_else(|| ContainerError::WrongType {
+                key: tensor_key(i),
+                expected: "a list",
+            })?;
             tensors.push(value);
         }
-        Ok(Packed { model, tensors, weights_id, rd_parameter })
+        Ok(Packed {
+            model,
+            tensors,
+            weights_id,
+            rd_parameter,
+        })
     }
 
     /// The `i`-th tensor (0-based) as a single byte string.
     pub fn bytes_at(&self, i: usize) -> Result<&[u8], ContainerError> {
         match self.tensors.get(i) {
             Some(Value::Bytes(v)) if v.len() == 1 => Ok(&v[0]),
-            Some(Value::Bytes(v)) => {
-                Err(ContainerError::WrongLength { key: tensor_key(i), got: v.len(), expected: 1 })
-            }
-            Some(_) => Err(ContainerError::WrongType { key: tensor_key(i), expected: "bytes" }),
+            Some(Value::Bytes(v)) => Err(ContainerError::WrongLength {
+                key: tensor_key(i),
+                got: v.len(),
+                expected: 1,
+            }),
+            Some(_) => Err(ContainerError::WrongType {
+                key: tensor_key(i),
+                expected: "bytes",
+            }),
             None => Err(ContainerError::Missing { key: tensor_key(i) }),
         }
     }
@@ -164,8 +199,15 @@ impl Packed {
     pub fn shape_at(&self, i: usize, n: usize) -> Result<&[i64], ContainerError> {
         match self.tensors.get(i) {
             Some(Value::Int64(v)) if v.len() == n => Ok(v),
-            Some(Value::Int64(v)) => Err(ContainerError::WrongLength { key: tensor_key(i), got: v.len(), expected: n }),
-            Some(_) => Err(ContainerError::WrongType { key: tensor_key(i), expected: "int64" }),
+            Some(Value::Int64(v)) => Err(ContainerError::WrongLength {
+                key: tensor_key(i),
+                got: v.len(),
+                expected: n,
+            }),
+            Some(_) => Err(ContainerError::WrongType {
+                key: tensor_key(i),
+                expected: "int64",
+            }),
             None => Err(ContainerError::Missing { key: tensor_key(i) }),
         }
     }
@@ -179,14 +221,20 @@ pub fn tensor_key(i: usize) -> String {
 fn single_int(key: &str, f: Feature) -> Result<i64, ContainerError> {
     match Value::from_feature(f) {
         Some(Value::Int64(v)) if v.len() == 1 => Ok(v[0]),
-        _ => Err(ContainerError::WrongType { key: key.into(), expected: "one int64" }),
+        _ => Err(ContainerError::WrongType {
+            key: key.into(),
+            expected: "one int64",
+        }),
     }
 }
 
 fn single_bytes(key: &str, f: Feature) -> Result<Vec<u8>, ContainerError> {
     match Value::from_feature(f) {
         Some(Value::Bytes(v)) if v.len() == 1 => Ok(v.into_iter().next().unwrap_or_default()),
-        _ => Err(ContainerError::WrongType { key: key.into(), expected: "one byte string" }),
+        _ => Err(ContainerError::WrongType {
+            key: key.into(),
+            expected: "one byte string",
+        }),
     }
 }
 

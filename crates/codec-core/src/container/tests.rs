@@ -3,7 +3,10 @@ use super::*;
 fn sample() -> Packed {
     Packed {
         model: "m".into(),
-        tensors: vec![Value::Bytes(vec![b"ab".to_vec()]), Value::Int64(vec![3, 300])],
+        tensors: vec![
+            Value::Bytes(vec![b"ab".to_vec()]),
+            Value::Int64(vec![3, 300]),
+        ],
         weights_id: None,
         rd_parameter: None,
     }
@@ -37,12 +40,18 @@ fn bytes_follow_the_tf_example_field_numbers() {
 
 #[test]
 fn float_list_is_field_2_packed() {
-    let p = Packed { rd_parameter: Some(1.5), ..sample() };
+    let p = Packed {
+        rd_parameter: Some(1.5),
+        ..sample()
+    };
     let bytes = p.to_bytes();
     // "RD" entry: key, then Feature.float_list (0x12) holding a packed FloatList of one f32.
     let mut rd = vec![0x0a, 2, b'R', b'D', 0x12, 8, 0x12, 6, 0x0a, 4];
     rd.extend_from_slice(&1.5f32.to_le_bytes());
-    assert!(bytes.windows(rd.len()).any(|w| w == rd.as_slice()), "no packed float_list entry for RD");
+    assert!(
+        bytes.windows(rd.len()).any(|w| w == rd.as_slice()),
+        "no packed float_list entry for RD"
+    );
 }
 
 #[test]
@@ -62,8 +71,14 @@ fn round_trip() {
     let back = Packed::from_bytes(&p.to_bytes()).expect("parses");
     assert_eq!(back, p);
     assert_eq!(back.shape_at(2, 2).expect("shape"), &[512, 768]);
-    assert!(matches!(back.shape_at(0, 2), Err(ContainerError::WrongType { .. })));
-    assert!(matches!(back.bytes_at(7), Err(ContainerError::Missing { .. })));
+    assert!(matches!(
+        back.shape_at(0, 2),
+        Err(ContainerError::WrongType { .. })
+    ));
+    assert!(matches!(
+        back.bytes_at(7),
+        Err(ContainerError::Missing { .. })
+    ));
 }
 
 #[test]
@@ -71,9 +86,16 @@ fn unpacked_int64_is_accepted() {
     // proto3 parsers must accept the unpacked encoding too (what some writers emit).
     let mut b = sample().to_bytes();
     // Replace the packed "\x02" list with an unpacked one: two (field 1, varint) records.
-    let packed = [0x0a, 12, 0x0a, 1, 0x02, 0x12, 7, 0x1a, 5, 0x0a, 3, 0x03, 0xac, 0x02];
-    let unpacked = [0x0a, 12, 0x0a, 1, 0x02, 0x12, 7, 0x1a, 5, 0x08, 0x03, 0x08, 0xac, 0x02];
-    let pos = b.windows(packed.len()).position(|w| w == packed).expect("entry present");
+    let packed = [
+        0x0a, 12, 0x0a, 1, 0x02, 0x12, 7, 0x1a, 5, 0x0a, 3, 0x03, 0xac, 0x02,
+    ];
+    let unpacked = [
+        0x0a, 12, 0x0a, 1, 0x02, 0x12, 7, 0x1a, 5, 0x08, 0x03, 0x08, 0xac, 0x02,
+    ];
+    let pos = b
+        .windows(packed.len())
+        .position(|w| w == packed)
+        .expect("entry present");
     b.splice(pos..pos + packed.len(), unpacked);
     let back = Packed::from_bytes(&b).expect("parses");
     assert_eq!(back.shape_at(1, 2).expect("shape"), &[3, 300]);
@@ -81,8 +103,14 @@ fn unpacked_int64_is_accepted() {
 
 #[test]
 fn errors_are_typed() {
-    assert!(matches!(Packed::from_bytes(&[0xff, 0xff, 0xff]), Err(ContainerError::NotExample(_))));
-    assert!(matches!(Packed::from_bytes(&[]), Err(ContainerError::NoModel)));
+    assert!(matches!(
+        Packed::from_bytes(&[0xff, 0xff, 0xff]),
+        Err(ContainerError::NotExample(_))
+    ));
+    assert!(matches!(
+        Packed::from_bytes(&[]),
+        Err(ContainerError::NoModel)
+    ));
     let mut p = sample();
     p.model = String::new();
     // An empty model name still parses as a name; the codec rejects it as unknown.
@@ -92,15 +120,25 @@ fn errors_are_typed() {
         KEY_FORMAT_VERSION.into(),
         Value::Int64(vec![99]).into_feature(),
     );
-    assert!(matches!(Packed::from_bytes(&bad.encode_to_vec()), Err(ContainerError::Version(99))));
+    assert!(matches!(
+        Packed::from_bytes(&bad.encode_to_vec()),
+        Err(ContainerError::Version(99))
+    ));
 }
 
 #[test]
 fn every_truncation_is_an_error_or_a_shorter_valid_message() {
-    let bytes = Packed { weights_id: Some("w".into()), ..sample() }.to_bytes();
+    let bytes = Packed {
+        weights_id: Some("w".into()),
+        ..sample()
+    }
+    .to_bytes();
     for cut in 0..bytes.len() {
         // Must never panic; a cut inside any field is a decode error, and the outer length prefix
         // makes every proper prefix fail.
-        assert!(Packed::from_bytes(&bytes[..cut]).is_err(), "prefix of {cut} bytes parsed");
+        assert!(
+            Packed::from_bytes(&bytes[..cut]).is_err(),
+            "prefix of {cut} bytes parsed"
+        );
     }
 }

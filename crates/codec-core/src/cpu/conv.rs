@@ -95,18 +95,27 @@ impl Padded {
         let w = x.w + pad.left + pad.right;
         let mut data = vec![0.0f32; x.c * h * w];
         if h * w > 0 {
-            data.par_chunks_mut(h * w).enumerate().for_each(|(ci, dst)| {
-                let src = x.channel(ci);
-                if x.w == 0 {
-                    return;
-                }
-                for (y, row) in src.chunks_exact(x.w).enumerate() {
-                    let o = (y + pad.top) * w + pad.left;
-                    dst[o..o + x.w].copy_from_slice(row);
-                }
-            });
+            data.par_chunks_mut(h * w)
+                .enumerate()
+                .for_each(|(ci, dst)| {
+                    let src = x.channel(ci);
+                    if x.w == 0 {
+                        return;
+                    }
+                    for (y, row) in src.chunks_exact(x.w).enumerate() {
+                        let o = (y + pad.top) * w + pad.left;
+                        dst[o..o + x.w].copy_from_slice(row);
+                    }
+                });
         }
-        Padded { data, c: x.c, h, w, top: pad.top, left: pad.left }
+        Padded {
+            data,
+            c: x.c,
+            h,
+            w,
+            top: pad.top,
+            left: pad.left,
+        }
     }
 
     /// Index into a padded plane of the input position `(iy, ix)` (grid position times step)
@@ -123,7 +132,12 @@ impl Padded {
 
 fn conv_taps(k: usize) -> Vec<Tap> {
     let p = (k / 2) as isize;
-    (0..k).map(|kk| Tap { k: kk, off: kk as isize - p }).collect()
+    (0..k)
+        .map(|kk| Tap {
+            k: kk,
+            off: kk as isize - p,
+        })
+        .collect()
 }
 
 fn transposed_taps(k: usize, s: usize, r: usize) -> Vec<Tap> {
@@ -132,7 +146,10 @@ fn transposed_taps(k: usize, s: usize, r: usize) -> Vec<Tap> {
     (0..k)
         .filter_map(|kk| {
             let num = r as isize + p - kk as isize;
-            (num.rem_euclid(s) == 0).then(|| Tap { k: kk, off: num / s })
+            (num.rem_euclid(s) == 0).then(|| Tap {
+                k: kk,
+                off: num / s,
+            })
         })
         .collect()
 }
@@ -145,14 +162,31 @@ impl ConvGeom {
             let mut v = Vec::with_capacity(stride * stride);
             for ry in 0..stride {
                 for rx in 0..stride {
-                    v.push(Phase { ry, rx, ty: transposed_taps(k, stride, ry), tx: transposed_taps(k, stride, rx) });
+                    v.push(Phase {
+                        ry,
+                        rx,
+                        ty: transposed_taps(k, stride, ry),
+                        tx: transposed_taps(k, stride, rx),
+                    });
                 }
             }
             v
         } else {
-            vec![Phase { ry: 0, rx: 0, ty: conv_taps(k), tx: conv_taps(k) }]
+            vec![Phase {
+                ry: 0,
+                rx: 0,
+                ty: conv_taps(k),
+                tx: conv_taps(k),
+            }]
         };
-        ConvGeom { cin, cout, k, stride, transposed, phases }
+        ConvGeom {
+            cin,
+            cout,
+            k,
+            stride,
+            transposed,
+            phases,
+        }
     }
 
     /// Input step per grid step.
@@ -205,7 +239,12 @@ impl ConvGeom {
         };
         let (top, bottom) = span(&|ph| &ph.ty, gh, h);
         let (left, right) = span(&|ph| &ph.tx, gw, w);
-        Pad { top, bottom, left, right }
+        Pad {
+            top,
+            bottom,
+            left,
+            right,
+        }
     }
 }
 
@@ -226,7 +265,11 @@ pub struct ConvLayer {
 impl ConvLayer {
     fn new(geom: ConvGeom, weight: &[f32], bias: Option<&Vec<f32>>, math: Math) -> ConvLayer {
         let ConvGeom { cin, cout, k, .. } = geom;
-        assert_eq!(weight.len(), cin * cout * k * k, "conv weight length does not match its shape");
+        assert_eq!(
+            weight.len(),
+            cin * cout * k * k,
+            "conv weight length does not match its shape"
+        );
         if let Some(b) = bias {
             assert_eq!(b.len(), cout, "conv bias length does not match cout");
         }
@@ -255,8 +298,18 @@ impl ConvLayer {
     /// PyTorch weight `w[co, ci, ky, kx]` (or `w[ci, co, ky, kx]` for transposed convs).
     #[inline]
     pub(crate) fn w(&self, co: usize, ci: usize, ky: usize, kx: usize) -> f32 {
-        let ConvGeom { cin, cout, k, transposed, .. } = self.geom;
-        let idx = if transposed { ((ci * cout + co) * k + ky) * k + kx } else { ((co * cin + ci) * k + ky) * k + kx };
+        let ConvGeom {
+            cin,
+            cout,
+            k,
+            transposed,
+            ..
+        } = self.geom;
+        let idx = if transposed {
+            ((ci * cout + co) * k + ky) * k + kx
+        } else {
+            ((co * cin + ci) * k + ky) * k + kx
+        };
         self.weight[idx]
     }
 
@@ -279,7 +332,11 @@ impl ConvLayer {
 
     /// Runs the layer, writing the output into `buf`'s allocation when it is large enough.
     pub(crate) fn forward_into(&self, x: &Tensor, math: Math, buf: Vec<f32>) -> Tensor {
-        assert_eq!(x.c, self.geom.cin, "conv input has {} channels, layer expects {}", x.c, self.geom.cin);
+        assert_eq!(
+            x.c, self.geom.cin,
+            "conv input has {} channels, layer expects {}",
+            x.c, self.geom.cin
+        );
         match math {
             Math::Fast => self.fast().run(&self.geom, self.bias(), x, buf),
             Math::Exact => self.exact().run(&self.geom, self.bias(), x, buf),
@@ -300,7 +357,11 @@ pub struct GdnLayer {
 impl GdnLayer {
     /// Runs the layer.
     pub fn forward(&self, mut x: Tensor, math: Math) -> Tensor {
-        assert_eq!(x.c, self.c, "GDN input has {} channels, layer expects {}", x.c, self.c);
+        assert_eq!(
+            x.c, self.c,
+            "GDN input has {} channels, layer expects {}",
+            x.c, self.c
+        );
         match math {
             Math::Fast => gdn::gdn_fast_in_place(self, &mut x),
             Math::Exact => gdn::gdn_exact_in_place(self, &mut x),
@@ -328,22 +389,26 @@ impl CpuLayer {
     /// even kernel size or a zero stride.
     pub fn prepare(layer: &Layer, math: Math) -> CpuLayer {
         match layer {
-            Layer::Conv { cin, cout, k, stride, weight, bias } => CpuLayer::Conv(ConvLayer::new(
-                ConvGeom::new(*cin, *cout, *k, *stride, false),
-                weight,
-                bias.as_ref(),
+            Layer::Conv(c) => CpuLayer::Conv(ConvLayer::new(
+                ConvGeom::new(c.cin, c.cout, c.k, c.stride, c.transposed),
+                &c.weight,
+                c.bias.as_ref(),
                 math,
             )),
-            Layer::ConvTranspose { cin, cout, k, stride, weight, bias } => CpuLayer::Conv(ConvLayer::new(
-                ConvGeom::new(*cin, *cout, *k, *stride, true),
-                weight,
-                bias.as_ref(),
-                math,
-            )),
-            Layer::Gdn { c, inverse, beta, gamma } => {
+            Layer::Gdn {
+                c,
+                inverse,
+                beta,
+                gamma,
+            } => {
                 assert_eq!(beta.len(), *c, "GDN beta length does not match c");
                 assert_eq!(gamma.len(), c * c, "GDN gamma length does not match c*c");
-                CpuLayer::Gdn(GdnLayer { c: *c, inverse: *inverse, beta: beta.clone(), gamma: gamma.clone() })
+                CpuLayer::Gdn(GdnLayer {
+                    c: *c,
+                    inverse: *inverse,
+                    beta: beta.clone(),
+                    gamma: gamma.clone(),
+                })
             }
             Layer::LeakyRelu { slope } => CpuLayer::LeakyRelu { slope: *slope },
         }
@@ -385,7 +450,14 @@ impl CpuNet {
     /// # Panics
     /// If a layer is malformed (see [`CpuLayer::prepare`]).
     pub fn prepare(net: &Net, math: Math) -> CpuNet {
-        CpuNet { layers: net.layers.iter().map(|l| CpuLayer::prepare(l, math)).collect(), math }
+        CpuNet {
+            layers: net
+                .layers
+                .iter()
+                .map(|l| CpuLayer::prepare(l, math))
+                .collect(),
+            math,
+        }
     }
 
     /// Runs the net on `x`.
@@ -406,7 +478,9 @@ impl CpuNet {
                     spare = t.data;
                     y
                 }
-                (CpuLayer::Conv(c), None) => c.forward_into(x, self.math, std::mem::take(&mut spare)),
+                (CpuLayer::Conv(c), None) => {
+                    c.forward_into(x, self.math, std::mem::take(&mut spare))
+                }
                 (l, Some(t)) => l.forward_owned(t, self.math),
                 (l, None) => l.forward_owned(x.clone(), self.math),
             });

@@ -156,23 +156,29 @@ impl ExactConv {
                 out: out_ptr,
             })
             .collect();
-        debug_assert!(self.phases.iter().zip(&offs).all(|(p, o)| p.taps == o.len()));
+        debug_assert!(self
+            .phases
+            .iter()
+            .zip(&offs)
+            .all(|(p, o)| p.taps == o.len()));
         let use_avx2 = has_avx2();
         let per_phase = gh * blocks;
-        (0..ctxs.len() * per_phase).into_par_iter().for_each(|task| {
-            let ctx = &ctxs[task / per_phase];
-            let r = task % per_phase;
-            let (gy, cb) = (r / blocks, r % blocks);
-            // SAFETY: each (phase, row, channel block) task writes its own outputs only; the
-            // AVX2 variant only runs where AVX2 was detected.
-            unsafe {
-                if use_avx2 {
-                    row_avx2(ctx, gy, cb * CO);
-                } else {
-                    row(ctx, gy, cb * CO);
+        (0..ctxs.len() * per_phase)
+            .into_par_iter()
+            .for_each(|task| {
+                let ctx = &ctxs[task / per_phase];
+                let r = task % per_phase;
+                let (gy, cb) = (r / blocks, r % blocks);
+                // SAFETY: each (phase, row, channel block) task writes its own outputs only; the
+                // AVX2 variant only runs where AVX2 was detected.
+                unsafe {
+                    if use_avx2 {
+                        row_avx2(ctx, gy, cb * CO);
+                    } else {
+                        row(ctx, gy, cb * CO);
+                    }
                 }
-            }
-        });
+            });
         out
     }
 }
@@ -257,7 +263,13 @@ fn block<const N: usize>(ctx: &Ctx<'_>, gy: usize, gx: usize, co0: usize) -> [[f
 /// # Safety
 /// As for [`row`].
 #[inline(always)]
-unsafe fn store<const N: usize>(ctx: &Ctx<'_>, acc: &[[f32; CO]; N], gy: usize, gx: usize, co0: usize) {
+unsafe fn store<const N: usize>(
+    ctx: &Ctx<'_>,
+    acc: &[[f32; CO]; N],
+    gy: usize,
+    gx: usize,
+    co0: usize,
+) {
     let oy = ctx.up * gy + ctx.ry;
     let n_co = CO.min(ctx.cout - co0);
     for (p, a) in acc.iter().enumerate() {
@@ -274,11 +286,18 @@ unsafe fn store<const N: usize>(ctx: &Ctx<'_>, acc: &[[f32; CO]; N], gy: usize, 
 #[cfg(test)]
 pub(crate) fn exact_scalar(layer: &crate::model::graph::Layer, x: &Tensor) -> Tensor {
     use crate::model::graph::Layer;
-    let (cin, cout, k, s, weight, bias, transposed) = match layer {
-        Layer::Conv { cin, cout, k, stride, weight, bias } => (*cin, *cout, *k, *stride, weight, bias, false),
-        Layer::ConvTranspose { cin, cout, k, stride, weight, bias } => (*cin, *cout, *k, *stride, weight, bias, true),
-        _ => panic!("not a convolution"),
+    let Layer::Conv(c) = layer else {
+        panic!("not a convolution")
     };
+    let (cin, cout, k, s, weight, bias, transposed) = (
+        c.cin,
+        c.cout,
+        c.k,
+        c.stride,
+        &c.weight,
+        &c.bias,
+        c.transposed,
+    );
     let p = (k / 2) as isize;
     let (oc, oh, ow) = layer.output_shape((x.c, x.h, x.w));
     assert_eq!(oc, cout);
@@ -311,7 +330,10 @@ pub(crate) fn exact_scalar(layer: &crate::model::graph::Layer, x: &Tensor) -> Te
                             } else {
                                 let iy = (s * oy + ky) as isize - p;
                                 let ix = (s * ox + kx) as isize - p;
-                                (weight[((co * cin + ci) * k + ky) * k + kx], read(ci, iy, ix))
+                                (
+                                    weight[((co * cin + ci) * k + ky) * k + kx],
+                                    read(ci, iy, ix),
+                                )
                             };
                             acc += wv * xv;
                         }

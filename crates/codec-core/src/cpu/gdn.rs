@@ -79,7 +79,14 @@ unsafe fn normalize(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usiz
 /// # Safety
 /// As for [`squares`].
 #[inline(always)]
-unsafe fn exact_tile(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]) {
+unsafe fn exact_tile(
+    g: &GdnLayer,
+    ptr: SendPtr,
+    plane: usize,
+    p0: usize,
+    n: usize,
+    sq: &mut [f32],
+) {
     let c = g.c;
     // SAFETY: forwarded from the caller.
     unsafe { squares(ptr, plane, p0, n, sq) };
@@ -136,7 +143,17 @@ pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
                 } else {
                     squares(ptr, plane, p0, n, sq);
                 }
-                sgemm(c, n, c, norm.as_mut_ptr(), n, g.gamma.as_ptr(), c, sq.as_ptr(), n);
+                sgemm(
+                    c,
+                    n,
+                    c,
+                    norm.as_mut_ptr(),
+                    n,
+                    g.gamma.as_ptr(),
+                    c,
+                    sq.as_ptr(),
+                    n,
+                );
                 if avx2 {
                     normalize_avx2(g, ptr, plane, p0, n, norm);
                 } else {

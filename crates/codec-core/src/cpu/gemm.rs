@@ -149,7 +149,9 @@ impl FastConv {
                     }
                 }
             }
-            return FastConv { kind: FastKind::Col2im { w } };
+            return FastConv {
+                kind: FastKind::Col2im { w },
+            };
         }
         let phases = g
             .phases
@@ -170,10 +172,16 @@ impl FastConv {
                         w.push(b[co]);
                     }
                 }
-                FastPhase { w, kdim, bias_row: bias.is_some() }
+                FastPhase {
+                    w,
+                    kdim,
+                    bias_row: bias.is_some(),
+                }
             })
             .collect();
-        FastConv { kind: FastKind::Phases(phases) }
+        FastConv {
+            kind: FastKind::Phases(phases),
+        }
     }
 
     /// Runs the convolution; `buf` is recycled storage for the output (any contents).
@@ -204,7 +212,13 @@ pub(crate) fn recycle(mut buf: Vec<f32>, c: usize, h: usize, w: usize) -> Tensor
     Tensor { c, h, w, data: buf }
 }
 
-fn run_phases(phases: &[FastPhase], g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, out: &mut Tensor) {
+fn run_phases(
+    phases: &[FastPhase],
+    g: &ConvGeom,
+    bias: Option<&[f32]>,
+    x: &Tensor,
+    out: &mut Tensor,
+) {
     let (gh, gw) = g.grid(x.h, x.w);
     let positions = gh * gw;
     let (ow, oplane) = (out.w, out.plane());
@@ -243,7 +257,17 @@ fn run_phases(phases: &[FastPhase], g: &ConvGeom, bias: Option<&[f32]>, x: &Tens
                     unsafe {
                         let dst = optr.get().add(p0);
                         if kd > 0 {
-                            sgemm(g.cout, n, kd, dst, oplane, fp.w.as_ptr(), kd, col.as_ptr(), n);
+                            sgemm(
+                                g.cout,
+                                n,
+                                kd,
+                                dst,
+                                oplane,
+                                fp.w.as_ptr(),
+                                kd,
+                                col.as_ptr(),
+                                n,
+                            );
                         } else {
                             for co in 0..g.cout {
                                 std::slice::from_raw_parts_mut(dst.add(co * oplane), n).fill(0.0);
@@ -255,7 +279,17 @@ fn run_phases(phases: &[FastPhase], g: &ConvGeom, bias: Option<&[f32]>, x: &Tens
                     if kd > 0 {
                         // SAFETY: `tmp` is `cout x n`, `fp.w` is `cout x kd`, `col` is `kd x n`.
                         unsafe {
-                            sgemm(g.cout, n, kd, tmp.as_mut_ptr(), n, fp.w.as_ptr(), kd, col.as_ptr(), n);
+                            sgemm(
+                                g.cout,
+                                n,
+                                kd,
+                                tmp.as_mut_ptr(),
+                                n,
+                                fp.w.as_ptr(),
+                                kd,
+                                col.as_ptr(),
+                                n,
+                            );
                         }
                     } else {
                         tmp.fill(0.0);
@@ -345,7 +379,15 @@ fn run_col2im(w: &[f32], g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, out: &m
 /// None beyond the signature; `unsafe` only so that the AVX2 build can share the body.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn im2col(x: &Tensor, ph: &Phase, step: usize, p0: usize, n: usize, gw: usize, col: &mut [f32]) {
+unsafe fn im2col(
+    x: &Tensor,
+    ph: &Phase,
+    step: usize,
+    p0: usize,
+    n: usize,
+    gw: usize,
+    col: &mut [f32],
+) {
     let (h, w) = (x.h as isize, x.w as isize);
     let st = step as isize;
     let mut rows = col.chunks_exact_mut(n);
@@ -355,8 +397,16 @@ unsafe fn im2col(x: &Tensor, ph: &Phase, step: usize, p0: usize, n: usize, gw: u
             for &tx in &ph.tx {
                 let Some(dst) = rows.next() else { return };
                 // Grid columns whose tap lands inside the row: gx in [lo, hi).
-                let lo = if tx.off < 0 { (-tx.off + st - 1) / st } else { 0 };
-                let hi = if w - 1 - tx.off < 0 { 0 } else { (w - 1 - tx.off) / st + 1 };
+                let lo = if tx.off < 0 {
+                    (-tx.off + st - 1) / st
+                } else {
+                    0
+                };
+                let hi = if w - 1 - tx.off < 0 {
+                    0
+                } else {
+                    (w - 1 - tx.off) / st + 1
+                };
                 let mut p = p0;
                 let mut i = 0;
                 while i < n {
@@ -370,7 +420,9 @@ unsafe fn im2col(x: &Tensor, ph: &Phase, step: usize, p0: usize, n: usize, gw: u
                     } else {
                         let row = &plane[iy as usize * x.w..(iy as usize + 1) * x.w];
                         let a = (lo.max(gx as isize) - gx as isize).clamp(0, cnt as isize) as usize;
-                        let b = (hi.min((gx + cnt) as isize) - gx as isize).clamp(a as isize, cnt as isize) as usize;
+                        let b = (hi.min((gx + cnt) as isize) - gx as isize)
+                            .clamp(a as isize, cnt as isize)
+                            as usize;
                         d[..a].fill(0.0);
                         d[b..].fill(0.0);
                         if a < b {

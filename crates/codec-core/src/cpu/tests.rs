@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exact::exact_scalar;
 use super::{CpuLayer, CpuNet, Math};
-use crate::model::graph::{Layer, Net};
+use crate::model::graph::{Conv, Layer, Net};
 use crate::tensor::Tensor;
 
 /// Makes the kernels skip their AVX2 builds (other tests running meanwhile stay correct: both
@@ -41,14 +41,26 @@ fn tensor(rng: &mut Rng, c: usize, h: usize, w: usize) -> Tensor {
     Tensor::from_vec(c, h, w, rng.vec(c * h * w))
 }
 
-fn conv_layer(rng: &mut Rng, cin: usize, cout: usize, k: usize, stride: usize, transposed: bool, bias: bool) -> Layer {
+fn conv_layer(
+    rng: &mut Rng,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    transposed: bool,
+    bias: bool,
+) -> Layer {
     let weight = rng.vec(cin * cout * k * k);
     let bias = bias.then(|| rng.vec(cout));
-    if transposed {
-        Layer::ConvTranspose { cin, cout, k, stride, weight, bias }
-    } else {
-        Layer::Conv { cin, cout, k, stride, weight, bias }
-    }
+    Layer::Conv(Conv {
+        cin,
+        cout,
+        k,
+        stride,
+        transposed,
+        weight,
+        bias,
+    })
 }
 
 fn gdn_layer(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
@@ -57,7 +69,12 @@ fn gdn_layer(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
     for i in 0..c {
         gamma[i * c + i] += 0.1;
     }
-    Layer::Gdn { c, inverse, beta, gamma }
+    Layer::Gdn {
+        c,
+        inverse,
+        beta,
+        gamma,
+    }
 }
 
 /// Naive f64 reference of one layer; also returns, per element, the sum of the absolute values of
@@ -68,7 +85,15 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
     let mut mag = vec![0.0f64; oc * oh * ow];
     let xv = |c: usize, y: usize, xx: usize| x.data[(c * x.h + y) * x.w + xx] as f64;
     match layer {
-        Layer::Conv { cin, cout, k, stride, weight, bias } => {
+        Layer::Conv(Conv {
+            cin,
+            cout,
+            k,
+            stride,
+            weight,
+            bias,
+            transposed: false,
+        }) => {
             let p = (k / 2) as isize;
             for co in 0..*cout {
                 for oy in 0..oh {
@@ -80,7 +105,8 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
                                 for kx in 0..*k {
                                     let iy = (stride * oy + ky) as isize - p;
                                     let ix = (stride * ox + kx) as isize - p;
-                                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize {
+                                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize
+                                    {
                                         continue;
                                     }
                                     let t = weight[((co * cin + ci) * k + ky) * k + kx] as f64
@@ -96,7 +122,15 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
                 }
             }
         }
-        Layer::ConvTranspose { cin, cout, k, stride, weight, bias } => {
+        Layer::Conv(Conv {
+            cin,
+            cout,
+            k,
+            stride,
+            weight,
+            bias,
+            transposed: true,
+        }) => {
             // PyTorch semantics: out[o] += in[i] * w[kk] with o = s*i - p + kk.
             let p = (k / 2) as isize;
             for co in 0..*cout {
@@ -117,7 +151,8 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
                                     if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
                                         continue;
                                     }
-                                    let t = weight[((ci * cout + co) * k + ky) * k + kx] as f64 * xv(ci, iy, ix);
+                                    let t = weight[((ci * cout + co) * k + ky) * k + kx] as f64
+                                        * xv(ci, iy, ix);
                                     let o = (co * oh + oy as usize) * ow + ox as usize;
                                     out[o] += t;
                                     mag[o] += t.abs();
@@ -128,7 +163,12 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
                 }
             }
         }
-        Layer::Gdn { c, inverse, beta, gamma } => {
+        Layer::Gdn {
+            c,
+            inverse,
+            beta,
+            gamma,
+        } => {
             for i in 0..*c {
                 for y in 0..x.h {
                     for xx in 0..x.w {
@@ -137,7 +177,11 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
                             acc += gamma[i * c + j] as f64 * xv(j, y, xx) * xv(j, y, xx);
                         }
                         let v = xv(i, y, xx);
-                        let r = if *inverse { v * acc.sqrt() } else { v / acc.sqrt() };
+                        let r = if *inverse {
+                            v * acc.sqrt()
+                        } else {
+                            v / acc.sqrt()
+                        };
                         out[(i * oh + y) * ow + xx] = r;
                         mag[(i * oh + y) * ow + xx] = r.abs();
                     }
@@ -146,23 +190,37 @@ fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
         }
         Layer::LeakyRelu { slope } => {
             for (o, &v) in out.iter_mut().zip(&x.data) {
-                *o = if v > 0.0 { v as f64 } else { v as f64 * *slope as f64 };
+                *o = if v > 0.0 {
+                    v as f64
+                } else {
+                    v as f64 * *slope as f64
+                };
             }
             for (m, o) in mag.iter_mut().zip(&out) {
                 *m = o.abs();
             }
         }
     }
-    (Tensor::from_vec(oc, oh, ow, out.iter().map(|&v| v as f32).collect()), mag)
+    (
+        Tensor::from_vec(oc, oh, ow, out.iter().map(|&v| v as f32).collect()),
+        mag,
+    )
 }
 
 /// Asserts `got` is within `tol` of the f64 reference, relative to each element's term magnitude.
 fn assert_close(got: &Tensor, layer: &Layer, x: &Tensor, tol: f64, what: &str) {
     let (want, mag) = reference(layer, x);
-    assert_eq!((got.c, got.h, got.w), (want.c, want.h, want.w), "{what}: shape");
+    assert_eq!(
+        (got.c, got.h, got.w),
+        (want.c, want.h, want.w),
+        "{what}: shape"
+    );
     for (i, ((&g, &r), &m)) in got.data.iter().zip(&want.data).zip(&mag).enumerate() {
         let err = (g as f64 - r as f64).abs();
-        assert!(err <= tol * m.max(1e-6), "{what}: element {i}: got {g}, want {r} (scale {m}, err {err})");
+        assert!(
+            err <= tol * m.max(1e-6),
+            "{what}: element {i}: got {g}, want {r} (scale {m}, err {err})"
+        );
     }
 }
 
@@ -178,7 +236,11 @@ fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
 }
 
 fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool").install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("thread pool")
+        .install(f)
 }
 
 #[test]
@@ -187,19 +249,39 @@ fn transposed_conv_hand_example() {
     // Only the middle kernel row is non-zero, so only output row 0 (= 2*0 - 1 + 1) is hit.
     let mut weight = vec![0.0; 9];
     weight[3..6].copy_from_slice(&[1.0, 2.0, 3.0]);
-    let layer = Layer::ConvTranspose { cin: 1, cout: 1, k: 3, stride: 2, weight, bias: None };
+    let layer = Layer::Conv(Conv {
+        cin: 1,
+        cout: 1,
+        k: 3,
+        stride: 2,
+        weight,
+        bias: None,
+        transposed: true,
+    });
     let x = Tensor::from_vec(1, 1, 2, vec![1.0, 10.0]);
     for math in [Math::Fast, Math::Exact] {
         let y = run(&layer, &x, math);
         assert_eq!((y.c, y.h, y.w), (1, 2, 4));
-        assert_eq!(y.data, vec![2.0, 13.0, 20.0, 30.0, 0.0, 0.0, 0.0, 0.0], "{math:?}");
+        assert_eq!(
+            y.data,
+            vec![2.0, 13.0, 20.0, 30.0, 0.0, 0.0, 0.0, 0.0],
+            "{math:?}"
+        );
     }
 }
 
 #[test]
 fn conv_hand_example() {
     // 3x3 all-ones kernel, stride 2 on a 3x3 ramp: output 2x2, windows clipped by zero padding.
-    let layer = Layer::Conv { cin: 1, cout: 1, k: 3, stride: 2, weight: vec![1.0; 9], bias: Some(vec![0.5]) };
+    let layer = Layer::Conv(Conv {
+        cin: 1,
+        cout: 1,
+        k: 3,
+        stride: 2,
+        weight: vec![1.0; 9],
+        bias: Some(vec![0.5]),
+        transposed: false,
+    });
     let x = Tensor::from_vec(1, 3, 3, (1..=9).map(|v| v as f32).collect());
     for math in [Math::Fast, Math::Exact] {
         let y = run(&layer, &x, math);
@@ -237,7 +319,11 @@ fn conv_random_shapes_match_reference() {
             assert_close(&fast, &layer, &x, 1e-4, &format!("fast {what}"));
             let exact = run(&layer, &x, Math::Exact);
             assert_close(&exact, &layer, &x, 1e-4, &format!("exact {what}"));
-            assert_bits_eq(&exact, &exact_scalar(&layer, &x), &format!("exact order {what}"));
+            assert_bits_eq(
+                &exact,
+                &exact_scalar(&layer, &x),
+                &format!("exact order {what}"),
+            );
         }
     }
 }
@@ -256,9 +342,19 @@ fn conv_larger_layers_match_reference() {
         let layer = conv_layer(&mut rng, cin, cout, k, s, t, true);
         let x = tensor(&mut rng, cin, h, w);
         let what = format!("{cin}->{cout} k{k} s{s} t{t} {h}x{w}");
-        assert_close(&run(&layer, &x, Math::Fast), &layer, &x, 1e-4, &format!("fast {what}"));
+        assert_close(
+            &run(&layer, &x, Math::Fast),
+            &layer,
+            &x,
+            1e-4,
+            &format!("fast {what}"),
+        );
         let exact = run(&layer, &x, Math::Exact);
-        assert_bits_eq(&exact, &exact_scalar(&layer, &x), &format!("exact order {what}"));
+        assert_bits_eq(
+            &exact,
+            &exact_scalar(&layer, &x),
+            &format!("exact order {what}"),
+        );
     }
 }
 
@@ -301,11 +397,19 @@ fn gdn_matches_reference() {
             let layer = gdn_layer(&mut rng, c, inverse);
             let x = tensor(&mut rng, c, h, w);
             let what = format!("gdn c{c} {h}x{w} inverse {inverse}");
-            assert_close(&run(&layer, &x, Math::Fast), &layer, &x, 1e-5, &format!("fast {what}"));
+            assert_close(
+                &run(&layer, &x, Math::Fast),
+                &layer,
+                &x,
+                1e-5,
+                &format!("fast {what}"),
+            );
             let exact = run(&layer, &x, Math::Exact);
             assert_close(&exact, &layer, &x, 1e-5, &format!("exact {what}"));
             // The documented order, one pixel at a time.
-            let Layer::Gdn { beta, gamma, .. } = &layer else { unreachable!() };
+            let Layer::Gdn { beta, gamma, .. } = &layer else {
+                unreachable!()
+            };
             let p = h * w;
             for i in 0..c {
                 for q in 0..p {
@@ -315,8 +419,16 @@ fn gdn_matches_reference() {
                         acc += gamma[i * c + j] * (v * v);
                     }
                     let v = x.data[i * p + q];
-                    let want = if inverse { v * acc.sqrt() } else { v / acc.sqrt() };
-                    assert_eq!(exact.data[i * p + q].to_bits(), want.to_bits(), "{what}: ({i}, {q})");
+                    let want = if inverse {
+                        v * acc.sqrt()
+                    } else {
+                        v / acc.sqrt()
+                    };
+                    assert_eq!(
+                        exact.data[i * p + q].to_bits(),
+                        want.to_bits(),
+                        "{what}: ({i}, {q})"
+                    );
                 }
             }
         }

@@ -36,15 +36,34 @@ const fn d(idx: usize, k: usize, stride: usize) -> Op {
     Op::Deconv { idx, k, stride }
 }
 const fn gdn(idx: usize) -> Op {
-    Op::Gdn { idx, inverse: false }
+    Op::Gdn {
+        idx,
+        inverse: false,
+    }
 }
 const fn igdn(idx: usize) -> Op {
     Op::Gdn { idx, inverse: true }
 }
 const L: Op = Op::LeakyRelu;
 
-const BMSHJ_G_A: &[Op] = &[c(0, 5, 2), gdn(1), c(2, 5, 2), gdn(3), c(4, 5, 2), gdn(5), c(6, 5, 2)];
-const BMSHJ_G_S: &[Op] = &[d(0, 5, 2), igdn(1), d(2, 5, 2), igdn(3), d(4, 5, 2), igdn(5), d(6, 5, 2)];
+const BMSHJ_G_A: &[Op] = &[
+    c(0, 5, 2),
+    gdn(1),
+    c(2, 5, 2),
+    gdn(3),
+    c(4, 5, 2),
+    gdn(5),
+    c(6, 5, 2),
+];
+const BMSHJ_G_S: &[Op] = &[
+    d(0, 5, 2),
+    igdn(1),
+    d(2, 5, 2),
+    igdn(3),
+    d(4, 5, 2),
+    igdn(5),
+    d(6, 5, 2),
+];
 const BLS_G_A: &[Op] = &[c(0, 9, 4), gdn(1), c(2, 5, 2), gdn(3), c(4, 5, 2)];
 const BLS_G_S: &[Op] = &[d(0, 5, 2), igdn(1), d(2, 5, 2), igdn(3), d(4, 9, 4)];
 const MBT_H_A: &[Op] = &[c(0, 3, 1), L, c(2, 5, 2), L, c(4, 5, 2)];

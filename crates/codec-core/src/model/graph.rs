@@ -4,31 +4,26 @@
 //! GDN `gamma[i, j]` with row `i` the output channel) so the exporter writes them untouched and a
 //! backend repacks them once when it prepares a model.
 
+/// `Conv2d(cin, cout, k, stride, padding=k/2)` (output `ceil(in / stride)`), or with `transposed`
+/// `ConvTranspose2d(cin, cout, k, stride, padding=k/2, output_padding=stride-1)` (output `stride * in`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Conv {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub transposed: bool,
+    /// `[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed (PyTorch's layouts).
+    pub weight: Vec<f32>,
+    /// `[cout]`
+    pub bias: Option<Vec<f32>>,
+}
+
 /// One layer of a transform. Padding is always `k / 2` ("same" alignment as TFC's `same_zeros`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Layer {
-    /// `Conv2d(cin, cout, k, stride, padding=k/2)`: output size `ceil(in / stride)`.
-    Conv {
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        /// `[cout, cin, k, k]`
-        weight: Vec<f32>,
-        /// `[cout]`
-        bias: Option<Vec<f32>>,
-    },
-    /// `ConvTranspose2d(cin, cout, k, stride, padding=k/2, output_padding=stride-1)`: output `stride * in`.
-    ConvTranspose {
-        cin: usize,
-        cout: usize,
-        k: usize,
-        stride: usize,
-        /// `[cin, cout, k, k]`
-        weight: Vec<f32>,
-        /// `[cout]`
-        bias: Option<Vec<f32>>,
-    },
+    /// A convolution or transposed convolution.
+    Conv(Conv),
     /// Standard GDN (Ballé 2016): `y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2)`; the inverse multiplies.
     /// Holds the *effective* (already reparametrized) `beta` and `gamma`.
     Gdn {
@@ -47,8 +42,8 @@ impl Layer {
     /// Output shape `(c, h, w)` for an input of shape `(c, h, w)`.
     pub fn output_shape(&self, (c, h, w): (usize, usize, usize)) -> (usize, usize, usize) {
         match self {
-            Layer::Conv { cout, stride, .. } => (*cout, h.div_ceil(*stride), w.div_ceil(*stride)),
-            Layer::ConvTranspose { cout, stride, .. } => (*cout, h * stride, w * stride),
+            Layer::Conv(c) if c.transposed => (c.cout, h * c.stride, w * c.stride),
+            Layer::Conv(c) => (c.cout, h.div_ceil(c.stride), w.div_ceil(c.stride)),
             Layer::Gdn { .. } | Layer::LeakyRelu { .. } => (c, h, w),
         }
     }
@@ -57,8 +52,9 @@ impl Layer {
     pub fn macs(&self, (c, h, w): (usize, usize, usize)) -> u64 {
         let (_, oh, ow) = self.output_shape((c, h, w));
         match self {
-            Layer::Conv { cin, cout, k, .. } => (k * k * cin * cout * oh * ow) as u64,
-            Layer::ConvTranspose { cin, cout, k, .. } => (k * k * cin * cout * h * w) as u64,
+            // A transposed conv applies every tap once per *input* pixel.
+            Layer::Conv(c) if c.transposed => (c.k * c.k * c.cin * c.cout * h * w) as u64,
+            Layer::Conv(c) => (c.k * c.k * c.cin * c.cout * oh * ow) as u64,
             Layer::Gdn { c, .. } => (c * c * h * w) as u64,
             Layer::LeakyRelu { .. } => 0,
         }

@@ -36,7 +36,13 @@ impl FamilyEntry {
 impl Manifest {
     /// Reads and parses a manifest file.
     pub fn read(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.into(), source })?;
-        serde_json::from_str(&text).map_err(|source| ModelError::Manifest { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.into(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| ModelError::Manifest {
+            path: path.into(),
+            source,
+        })
     }
 }

@@ -12,24 +12,43 @@ use std::path::{Path, PathBuf};
 
 pub use architecture::Architecture;
 pub use manifest::{FamilyEntry, Manifest};
-pub use weights::{EbTables, Family, GcTables, Tables};
+pub use weights::{CdfRows, EbTables, Family, GcTables, Tables};
 
 /// Errors finding or loading a model.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid model manifest {path}: {source}")]
-    Manifest { path: PathBuf, source: serde_json::Error },
+    Manifest {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("unknown model {name:?}{}", suggest(.suggestions))]
-    UnknownModel { name: String, suggestions: Vec<String> },
+    UnknownModel {
+        name: String,
+        suggestions: Vec<String>,
+    },
     #[error("model {family:?} has levels 1..={levels}, not {level}")]
-    BadLevel { family: String, level: u32, levels: u32 },
+    BadLevel {
+        family: String,
+        level: u32,
+        levels: u32,
+    },
     #[error("unknown architecture {0:?} (known: bmshj2018-factorized, b2018-gdn, mbt2018-mean)")]
     UnknownArchitecture(String),
-    #[error("model file {path} is corrupted: sha256 {actual} does not match the manifest's {expected}")]
-    Checksum { path: PathBuf, expected: String, actual: String },
+    #[error(
+        "model file {path} is corrupted: sha256 {actual} does not match the manifest's {expected}"
+    )]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("invalid safetensors file {path}: {message}")]
     Safetensors { path: PathBuf, message: String },
     #[error("model file is missing tensor {0:?}")]
@@ -87,7 +106,11 @@ impl Registry {
         if let Some((family, level)) = name.rsplit_once('-') {
             if let (Some(entry), Ok(level)) = (self.family(family), level.parse::<u32>()) {
                 if level == 0 || level > entry.levels {
-                    return Err(ModelError::BadLevel { family: family.into(), level, levels: entry.levels });
+                    return Err(ModelError::BadLevel {
+                        family: family.into(),
+                        level,
+                        levels: entry.levels,
+                    });
                 }
                 return Ok((entry, level));
             }
@@ -116,6 +139,9 @@ impl Registry {
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let suggestions = scored.into_iter().take(3).map(|(_, n)| n).collect();
-        ModelError::UnknownModel { name: name.into(), suggestions }
+        ModelError::UnknownModel {
+            name: name.into(),
+            suggestions,
+        }
     }
 }

@@ -7,28 +7,31 @@ use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use super::architecture::{Architecture, Op};
-use super::graph::{Layer, Net};
+use super::graph::{Conv, Layer, Net};
 use super::{FamilyEntry, ModelError};
 
-/// CDF tables of an EntropyBottleneck (CompressAI `update()` buffers), one row per channel.
+/// Integer CDF rows as CompressAI's `update()` stores them (`_quantized_cdf`, `_cdf_length`, `_offset`).
 #[derive(Clone, Debug)]
-pub struct EbTables {
+pub struct CdfRows {
+    /// `[rows, row_len]`, each row valid up to its `cdf_len`.
     pub cdf: Vec<i32>,
     pub rows: usize,
     pub row_len: usize,
     pub cdf_len: Vec<i32>,
     pub offset: Vec<i32>,
+}
+
+/// CDF tables of an EntropyBottleneck, one row per channel.
+#[derive(Clone, Debug)]
+pub struct EbTables {
+    pub cdf: CdfRows,
     pub medians: Vec<f32>,
 }
 
 /// CDF tables of the GaussianConditional, one row per scale of `scale_table`.
 #[derive(Clone, Debug)]
 pub struct GcTables {
-    pub cdf: Vec<i32>,
-    pub rows: usize,
-    pub row_len: usize,
-    pub cdf_len: Vec<i32>,
-    pub offset: Vec<i32>,
+    pub cdf: CdfRows,
     pub scale_table: Vec<f32>,
 }
 
@@ -66,32 +69,54 @@ pub struct Family {
 
 pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError> {
     let path = dir.join(&entry.file);
-    let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+    let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
+        path: path.clone(),
+        source,
+    })?;
     let actual = hex(&Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
-        return Err(ModelError::Checksum { path, expected: entry.sha256.clone(), actual });
+        return Err(ModelError::Checksum {
+            path,
+            expected: entry.sha256.clone(),
+            actual,
+        });
     }
-    let st_err = |e: safetensors::SafeTensorError| ModelError::Safetensors { path: path.clone(), message: e.to_string() };
+    let st_err = |e: safetensors::SafeTensorError| ModelError::Safetensors {
+        path: path.clone(),
+        message: e.to_string(),
+    };
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(st_err)?;
     let meta: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(&bytes).map_err(st_err)?;
     let r = Reader { st: &st };
 
     let architecture = Architecture::parse(&entry.architecture)?;
-    let meta_arch = meta.get("architecture").map(String::as_str).unwrap_or_default();
+    let meta_arch = meta
+        .get("architecture")
+        .map(String::as_str)
+        .unwrap_or_default();
     if meta_arch != entry.architecture {
         return Err(ModelError::Metadata {
             key: "architecture".into(),
-            reason: format!("file says {meta_arch:?}, manifest says {:?}", entry.architecture),
+            reason: format!(
+                "file says {meta_arch:?}, manifest says {:?}",
+                entry.architecture
+            ),
         });
     }
     if let Some(p) = meta.get("precision") {
         if p != "16" {
-            return Err(ModelError::Metadata { key: "precision".into(), reason: format!("{p} (only 16 is supported)") });
+            return Err(ModelError::Metadata {
+                key: "precision".into(),
+                reason: format!("{p} (only 16 is supported)"),
+            });
         }
     }
     let slope = match meta.get("leaky_relu_slope") {
-        Some(s) => s.parse::<f32>().map_err(|e| ModelError::Metadata { key: "leaky_relu_slope".into(), reason: e.to_string() })?,
+        Some(s) => s.parse::<f32>().map_err(|e| ModelError::Metadata {
+            key: "leaky_relu_slope".into(),
+            reason: e.to_string(),
+        })?,
         None => 0.01,
     };
 
@@ -100,7 +125,10 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
     let m = g_a.output_shape((3, 1, 1)).0;
     let g_s = r.net("g_s", gs, slope, m)?;
     if g_s.output_shape((m, 1, 1)).0 != 3 {
-        return Err(ModelError::BadTensor { name: "g_s".into(), reason: "does not output 3 channels".into() });
+        return Err(ModelError::BadTensor {
+            name: "g_s".into(),
+            reason: "does not output 3 channels".into(),
+        });
     }
     let levels = entry.levels;
     let lv = levels as usize;
@@ -111,13 +139,23 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
         let n = h_a.output_shape((m, 1, 1)).0;
         let h_s = r.net("h_s", hs, slope, n)?;
         if h_s.output_shape((n, 1, 1)).0 != 2 * m {
-            return Err(ModelError::BadTensor { name: "h_s".into(), reason: format!("must output 2*M = {} channels", 2 * m) });
+            return Err(ModelError::BadTensor {
+                name: "h_s".into(),
+                reason: format!("must output 2*M = {} channels", 2 * m),
+            });
         }
         let z_eb = r.eb("z_eb", n)?;
         let y_gc = r.gc("y_gc")?;
         (Some(h_a), Some(h_s), n, Tables::Hyperprior { z_eb, y_gc })
     } else {
-        (None, None, m, Tables::Factorized { y_eb: r.eb("y_eb", lv * m)? })
+        (
+            None,
+            None,
+            m,
+            Tables::Factorized {
+                y_eb: r.eb("y_eb", lv * m)?,
+            },
+        )
     };
     Ok(Family {
         name: entry.family.clone(),
@@ -142,7 +180,9 @@ struct Reader<'a, 'b> {
 
 impl Reader<'_, '_> {
     fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>, ModelError> {
-        self.st.tensor(name).map_err(|_| ModelError::MissingTensor(name.into()))
+        self.st
+            .tensor(name)
+            .map_err(|_| ModelError::MissingTensor(name.into()))
     }
 
     fn has(&self, name: &str) -> bool {
@@ -154,8 +194,14 @@ impl Reader<'_, '_> {
         let v = self.view(name)?;
         let data = v.data();
         let values = match v.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
             other => return Err(bad(name, format!("dtype {other:?}, expected F32 or F16"))),
         };
         Ok((values, v.shape().to_vec()))
@@ -177,7 +223,11 @@ impl Reader<'_, '_> {
         if v.dtype() != Dtype::I32 {
             return Err(bad(name, format!("dtype {:?}, expected I32", v.dtype())));
         }
-        let values = v.data().chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values = v
+            .data()
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         Ok((values, v.shape().to_vec()))
     }
 
@@ -193,63 +243,107 @@ impl Reader<'_, '_> {
                     // Conv2d [cout, cin, k, k]; ConvTranspose2d [cin, cout, k, k].
                     let (wi, wo) = if transposed { (0, 1) } else { (1, 0) };
                     if s.len() != 4 || s[wi] != c || s[2] != k || s[3] != k {
-                        return Err(bad(&name, format!("shape {s:?}, expected {k}x{k} kernels over {c} input channels")));
+                        return Err(bad(
+                            &name,
+                            format!(
+                                "shape {s:?}, expected {k}x{k} kernels over {c} input channels"
+                            ),
+                        ));
                     }
                     let cout = s[wo];
                     let bias_name = format!("{prefix}.{idx}.bias");
-                    let bias = if self.has(&bias_name) { Some(self.f32s(&bias_name, &[cout])?) } else { None };
+                    let bias = if self.has(&bias_name) {
+                        Some(self.f32s(&bias_name, &[cout])?)
+                    } else {
+                        None
+                    };
                     let (cin, weight) = (c, finite(&name, weight)?);
                     c = cout;
-                    if transposed {
-                        Layer::ConvTranspose { cin, cout, k, stride, weight, bias }
-                    } else {
-                        Layer::Conv { cin, cout, k, stride, weight, bias }
-                    }
+                    Layer::Conv(Conv {
+                        cin,
+                        cout,
+                        k,
+                        stride,
+                        transposed,
+                        weight,
+                        bias,
+                    })
                 }
                 Op::Gdn { idx, inverse } => {
                     let beta = self.f32s(&format!("{prefix}.{idx}.beta"), &[c])?;
                     let gamma = self.f32s(&format!("{prefix}.{idx}.gamma"), &[c, c])?;
                     if beta.iter().any(|&b| b <= 0.0) || gamma.iter().any(|&g| g < 0.0) {
-                        return Err(bad(&format!("{prefix}.{idx}"), "GDN needs beta > 0 and gamma >= 0".into()));
+                        return Err(bad(
+                            &format!("{prefix}.{idx}"),
+                            "GDN needs beta > 0 and gamma >= 0".into(),
+                        ));
                     }
-                    Layer::Gdn { c, inverse, beta, gamma }
+                    Layer::Gdn {
+                        c,
+                        inverse,
+                        beta,
+                        gamma,
+                    }
                 }
                 Op::LeakyRelu => Layer::LeakyRelu { slope },
             };
             layers.push(layer);
         }
-        Ok(Net { name: prefix.into(), layers })
+        Ok(Net {
+            name: prefix.into(),
+            layers,
+        })
     }
 
-    fn table(&self, prefix: &str) -> Result<(Vec<i32>, usize, usize, Vec<i32>, Vec<i32>), ModelError> {
+    fn table(&self, prefix: &str) -> Result<CdfRows, ModelError> {
         let (cdf, s) = self.i32s(&format!("{prefix}.cdf"))?;
         let [rows, row_len] = s[..] else {
-            return Err(bad(&format!("{prefix}.cdf"), format!("shape {s:?}, expected 2-D")));
+            return Err(bad(
+                &format!("{prefix}.cdf"),
+                format!("shape {s:?}, expected 2-D"),
+            ));
         };
         let (cdf_len, s1) = self.i32s(&format!("{prefix}.cdf_len"))?;
         let (offset, s2) = self.i32s(&format!("{prefix}.offset"))?;
         if s1 != [rows] || s2 != [rows] {
-            return Err(bad(prefix, format!("cdf_len {s1:?} / offset {s2:?} do not match {rows} rows")));
+            return Err(bad(
+                prefix,
+                format!("cdf_len {s1:?} / offset {s2:?} do not match {rows} rows"),
+            ));
         }
-        Ok((cdf, rows, row_len, cdf_len, offset))
+        Ok(CdfRows {
+            cdf,
+            rows,
+            row_len,
+            cdf_len,
+            offset,
+        })
     }
 
     fn eb(&self, prefix: &str, rows_expected: usize) -> Result<EbTables, ModelError> {
-        let (cdf, rows, row_len, cdf_len, offset) = self.table(prefix)?;
-        if rows != rows_expected {
-            return Err(bad(prefix, format!("{rows} rows, expected {rows_expected}")));
+        let cdf = self.table(prefix)?;
+        if cdf.rows != rows_expected {
+            return Err(bad(
+                prefix,
+                format!("{} rows, expected {rows_expected}", cdf.rows),
+            ));
         }
-        let medians = self.f32s(&format!("{prefix}.medians"), &[rows])?;
-        Ok(EbTables { cdf, rows, row_len, cdf_len, offset, medians })
+        let medians = self.f32s(&format!("{prefix}.medians"), &[cdf.rows])?;
+        Ok(EbTables { cdf, medians })
     }
 
     fn gc(&self, prefix: &str) -> Result<GcTables, ModelError> {
-        let (cdf, rows, row_len, cdf_len, offset) = self.table(prefix)?;
-        let scale_table = self.f32s(&format!("{prefix}.scale_table"), &[rows])?;
-        if scale_table.windows(2).any(|w| w[0] >= w[1]) || scale_table.first().is_none_or(|&s| s <= 0.0) {
-            return Err(bad(prefix, "scale_table must be positive and increasing".into()));
+        let cdf = self.table(prefix)?;
+        let scale_table = self.f32s(&format!("{prefix}.scale_table"), &[cdf.rows])?;
+        if scale_table.windows(2).any(|w| w[0] >= w[1])
+            || scale_table.first().is_none_or(|&s| s <= 0.0)
+        {
+            return Err(bad(
+                prefix,
+                "scale_table must be positive and increasing".into(),
+            ));
         }
-        Ok(GcTables { cdf, rows, row_len, cdf_len, offset, scale_table })
+        Ok(GcTables { cdf, scale_table })
     }
 }
 
@@ -262,7 +356,10 @@ fn finite(name: &str, v: Vec<f32>) -> Result<Vec<f32>, ModelError> {
 }
 
 fn bad(name: &str, reason: String) -> ModelError {
-    ModelError::BadTensor { name: name.into(), reason }
+    ModelError::BadTensor {
+        name: name.into(),
+        reason,
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
