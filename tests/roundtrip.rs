@@ -77,3 +77,30 @@ fn tiny_and_odd_images() {
         }
     }
 }
+
+#[test]
+fn every_shipped_model_round_trips() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let registry = codec_core::model::Registry::open(&dir).expect("models/manifest.json");
+    let (w, h) = (40, 29);
+    let data = (0..w * h * 3).map(|i| (i * 7 % 256) as u8).collect();
+    let img = RgbImage {
+        width: w,
+        height: h,
+        data,
+    };
+    let limits = Limits::default();
+    let mut names = 0;
+    for entry in registry.families() {
+        let codec = codec_core::Codec::new(registry.load(entry).expect("loads")).expect("prepares");
+        for level in 1..=entry.levels {
+            let bytes = codec.compress(&img, level, &limits).expect("compress");
+            let (out, model) =
+                codec_core::codec::decompress(&registry, &bytes, &limits).expect("decompress");
+            assert_eq!(model, format!("{}-{level}", entry.family));
+            assert_eq!((out.width, out.height), (w, h));
+            names += 1;
+        }
+    }
+    assert_eq!(names, registry.names().len());
+}
