@@ -91,8 +91,12 @@ pub fn write_atomic(output: &Path, input: &Path, bytes: &[u8]) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tfci-partial-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tfci-partial-");
+    // A temporary file is private (0600); the output should read like any file the user writes.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot write into {}", dir.display()))?;
     tmp.write_all(bytes)
