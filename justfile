@@ -43,3 +43,7 @@ untrained:
 # Python tests of the training package.
 test-python:
     cd training && {{python}} -m pytest -q tests
+
+# Kodak RD evaluation: our models vs JPEG (and WebP/AVIF/JPEG XL if installed); writes docs/eval/.
+eval:
+    cargo run --release -q -p tfci-eval -- run --images ../shared/data/kodak --out docs/eval
