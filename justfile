@@ -47,3 +47,7 @@ test-python:
 # Kodak RD evaluation: our models vs JPEG (and WebP/AVIF/JPEG XL if installed); writes docs/eval/.
 eval:
     cargo run --release -q -p tfci-eval -- run --images ../shared/data/kodak --out docs/eval
+
+# Train a family (e.g. `just train mbt2018-mean-msssim 60000 --bf16 --time-limit 8.5`); rerun to resume.
+train family steps="60000" *args="":
+    cd training && {{python}} -m tfci_training.train --family {{family}} --data ../../shared/data/train ../../shared/data/train_extra --steps {{steps}} --out runs/{{family}} {{args}}
