@@ -129,3 +129,14 @@ pub fn report(err: &anyhow::Error) {
         eprintln!("  caused by: {cause}");
     }
 }
+
+/// What a binary's `main` returns: success, or the error reported on stderr and exit code 1.
+pub fn exit_code(result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

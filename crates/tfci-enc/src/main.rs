@@ -70,11 +70,5 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tfci_cli::report(&e);
-            ExitCode::FAILURE
-        }
-    }
+    tfci_cli::exit_code(run(Cli::parse()))
 }
