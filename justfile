@@ -19,7 +19,7 @@ test:
     cargo test --workspace
 
 # Compress and decompress one Kodak image with a shipped model.
-demo model="mbt2018-mean-msssim-untrained-5" image="../shared/data/kodak/kodim01.png":
+demo model="b2018-gdn-128-3" image="../shared/data/kodak/kodim01.png":
     cargo run --release -q -p tfci-enc -- compress {{model}} {{image}} target/demo.tfci
     cargo run --release -q -p tfci-dec -- decompress target/demo.tfci target/demo.png
     ls -l target/demo.tfci target/demo.png

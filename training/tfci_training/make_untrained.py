@@ -24,7 +24,6 @@ from .synth import synthetic_image
 
 UNTRAINED = {
     "bmshj2018-factorized-msssim-untrained": 101,
-    "b2018-gdn-128-untrained": 102,
     "mbt2018-mean-msssim-untrained": 103,
 }
 STD_LO, STD_HI = 0.5, 8.0
