@@ -113,9 +113,7 @@ pub fn codecs(means: &[Mean]) -> Vec<&str> {
 
 /// Per-image rows as CSV.
 pub fn write_rows_csv(path: &Path, rows: &[Row]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path)
-        .with_context(|| format!("failed creating {}", path.display()))?;
-    w.write_record([
+    let header = [
         "codec",
         "setting",
         "image",
@@ -131,9 +129,9 @@ pub fn write_rows_csv(path: &Path, rows: &[Row]) -> Result<()> {
         "encode_s",
         "decode_s",
         "backend",
-    ])?;
-    for r in rows {
-        w.write_record([
+    ];
+    let records = rows.iter().map(|r| {
+        vec![
             r.codec.clone(),
             r.setting.clone(),
             r.image.clone(),
@@ -149,17 +147,14 @@ pub fn write_rows_csv(path: &Path, rows: &[Row]) -> Result<()> {
             format!("{:.6}", r.encode_s),
             format!("{:.6}", r.decode_s),
             r.backend.to_string(),
-        ])?;
-    }
-    w.flush()?;
-    Ok(())
+        ]
+    });
+    write_csv(path, &header, records)
 }
 
 /// Mean rows as CSV.
 pub fn write_means_csv(path: &Path, means: &[Mean]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path)
-        .with_context(|| format!("failed creating {}", path.display()))?;
-    w.write_record([
+    let header = [
         "codec",
         "setting",
         "n_images",
@@ -173,9 +168,9 @@ pub fn write_means_csv(path: &Path, means: &[Mean]) -> Result<()> {
         "encode_s",
         "decode_s",
         "backend",
-    ])?;
-    for m in means {
-        w.write_record([
+    ];
+    let records = means.iter().map(|m| {
+        vec![
             m.codec.clone(),
             m.setting.clone(),
             m.n.to_string(),
@@ -189,7 +184,22 @@ pub fn write_means_csv(path: &Path, means: &[Mean]) -> Result<()> {
             format!("{:.6}", m.encode_s),
             format!("{:.6}", m.decode_s),
             m.backend.to_string(),
-        ])?;
+        ]
+    });
+    write_csv(path, &header, records)
+}
+
+/// Writes a header and records to a CSV file.
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    records: impl Iterator<Item = Vec<String>>,
+) -> Result<()> {
+    let mut w = csv::Writer::from_path(path)
+        .with_context(|| format!("failed creating {}", path.display()))?;
+    w.write_record(header)?;
+    for r in records {
+        w.write_record(&r)?;
     }
     w.flush()?;
     Ok(())
