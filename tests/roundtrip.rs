@@ -104,3 +104,53 @@ fn every_shipped_model_round_trips() {
     }
     assert_eq!(names, registry.names().len());
 }
+
+/// A continuous rate parameter (mean-scale hyperprior only): the file names the family and carries
+/// "RD"; the decoder rebuilds the encoder's reconstruction exactly; integers are the levels.
+#[test]
+fn rate_parameter_round_trips() {
+    let f = Fixture::load("mbt2018-mean");
+    let limits = Limits::default();
+    let family = f.codec.family().name.clone();
+    let levels = f.codec.family().levels;
+    assert!(f.codec.has_rd_parameter());
+    for rd in [1.0f32, 1.3, 2.5, 3.75, levels as f32] {
+        let lat = f.codec.analyze_rd(&f.image, rd, &limits).expect("analyze");
+        let bytes = f.codec.encode(&lat).expect("encode");
+        let packed = Packed::from_bytes(&bytes).expect("parse");
+        assert_eq!(packed.model, family);
+        assert_eq!(packed.rd_parameter, Some(rd));
+        let dec = f.codec.decode_latents(&packed, 0, &limits).expect("decode");
+        assert_eq!(dec.y_symbols, lat.y_symbols, "rd {rd}");
+        assert_eq!(dec.z_symbols, lat.z_symbols, "rd {rd}");
+        let y_hat = f.codec.y_hat(&lat).expect("y_hat");
+        assert_eq!(dec.y_hat, y_hat, "rd {rd}");
+        let (img, model) =
+            codec_core::codec::decompress(&f.registry, &bytes, &limits).expect("decompress");
+        assert_eq!(model, family);
+        assert_eq!(
+            img,
+            RgbImage::from_tensor(&f.codec.synthesize(&y_hat, lat.x_shape)),
+            "rd {rd}"
+        );
+        if rd.fract() == 0.0 {
+            let at_level = f
+                .codec
+                .analyze(&f.image, rd as u32, &limits)
+                .expect("level");
+            assert_eq!(at_level.y_symbols, lat.y_symbols, "rd {rd} is level {rd}");
+        }
+    }
+    for bad in [0.5f32, levels as f32 + 0.1, f32::NAN] {
+        assert!(matches!(
+            f.codec.analyze_rd(&f.image, bad, &limits),
+            Err(codec_core::Error::RdParameter { .. })
+        ));
+    }
+    let b = Fixture::load("b2018-gdn");
+    assert!(!b.codec.has_rd_parameter());
+    assert!(matches!(
+        b.codec.analyze_rd(&b.image, 1.5, &limits),
+        Err(codec_core::Error::NoRdParameter { .. })
+    ));
+}

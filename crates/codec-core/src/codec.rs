@@ -66,7 +66,10 @@ impl Limits {
 /// What the encoder computed for one image, named as in the papers and the golden fixtures.
 #[derive(Clone, Debug)]
 pub struct Latents {
+    /// The level whose tables code `y` (`floor(rd_parameter)` for a continuous rate).
     pub level: u32,
+    /// The continuous rate parameter in `[1, L]`, when one was used instead of a level.
+    pub rd_parameter: Option<f32>,
     /// Image height and width.
     pub x_shape: [usize; 2],
     /// `g_a(x)`, before the gain.
@@ -192,14 +195,88 @@ impl Codec {
         Ok((&self.family.y_gain[r.clone()], &self.family.y_gain_inv[r]))
     }
 
+    /// Whether the family codes at a continuous rate parameter between its levels: only the
+    /// mean-scale hyperprior, whose Gaussian tables fit any scale; the factorized families have one
+    /// learned density per level.
+    pub fn has_rd_parameter(&self) -> bool {
+        matches!(self.prior, Prior::Hyper(_))
+    }
+
+    /// The level and gain vectors of a rate parameter `r` in `[1, L]`: between levels `l` and
+    /// `l + 1`, `g = g_l^(1-t) * g_(l+1)^t` with `t = r - l` (Cui et al. 2021, "Asymmetric Gained
+    /// Deep Image Compression"), computed with `libm` so every machine gets the same gains.
+    fn rd_gains(&self, rd: f32) -> Result<(u32, Vec<f32>, Vec<f32>)> {
+        let levels = self.family.levels;
+        if !self.has_rd_parameter() {
+            return Err(Error::NoRdParameter {
+                family: self.family.name.clone(),
+            });
+        }
+        if !rd.is_finite() || rd < 1.0 || rd > levels as f32 {
+            return Err(Error::RdParameter {
+                family: self.family.name.clone(),
+                rd,
+                levels,
+            });
+        }
+        let level = (rd.floor() as u32).min(levels);
+        let t = rd - level as f32;
+        let (g0, i0) = self.gains(level)?;
+        if level == levels || t == 0.0 {
+            return Ok((level, g0.to_vec(), i0.to_vec()));
+        }
+        let (g1, i1) = self.gains(level + 1)?;
+        let mix = |a: &[f32], b: &[f32]| -> Vec<f32> {
+            a.iter()
+                .zip(b)
+                .map(|(&a, &b)| {
+                    if a > 0.0 && b > 0.0 {
+                        a * libm::powf(b / a, t)
+                    } else {
+                        a + (b - a) * t
+                    }
+                })
+                .collect()
+        };
+        Ok((level, mix(g0, g1), mix(i0, i1)))
+    }
+
+    /// The level and gains of a latent or a file: the level's own, or interpolated for `rd`.
+    fn gains_for(&self, level: u32, rd: Option<f32>) -> Result<(u32, Vec<f32>, Vec<f32>)> {
+        match rd {
+            Some(rd) => self.rd_gains(rd),
+            None => {
+                let (g, i) = self.gains(level)?;
+                Ok((level, g.to_vec(), i.to_vec()))
+            }
+        }
+    }
+
     /// Runs the analysis side: `g_a`, the gain, the hyperprior and quantization.
     pub fn analyze(&self, image: &RgbImage, level: u32, limits: &Limits) -> Result<Latents> {
+        self.analyze_at(image, level, None, limits)
+    }
+
+    /// [`Codec::analyze`] at a continuous rate parameter `rd` in `[1, L]` (see
+    /// [`Codec::has_rd_parameter`]).
+    pub fn analyze_rd(&self, image: &RgbImage, rd: f32, limits: &Limits) -> Result<Latents> {
+        self.analyze_at(image, 0, Some(rd), limits)
+    }
+
+    fn analyze_at(
+        &self,
+        image: &RgbImage,
+        level: u32,
+        rd: Option<f32>,
+        limits: &Limits,
+    ) -> Result<Latents> {
         limits.check(image.width as u64, image.height as u64)?;
-        let (gain, _) = self.gains(level)?;
+        let (level, gain, _) = self.gains_for(level, rd)?;
         let y = self.g_a.forward(&image.to_tensor());
-        let y_g = scale_channels(&y, gain);
+        let y_g = scale_channels(&y, &gain);
         let mut latents = Latents {
             level,
+            rd_parameter: rd,
             x_shape: [image.height, image.width],
             y,
             y_symbols: Vec::new(),
@@ -288,10 +365,14 @@ impl Codec {
             }
         };
         let packed = Packed {
-            model: self.model_name(latents.level),
+            // A continuous rate is no level of the family: the name carries none, "RD" the rate.
+            model: match latents.rd_parameter {
+                Some(_) => self.family.name.clone(),
+                None => self.model_name(latents.level),
+            },
             tensors,
             weights_id: Some(self.family.weights_id.clone()),
-            rd_parameter: None,
+            rd_parameter: latents.rd_parameter,
         };
         Ok(packed.to_bytes())
     }
@@ -301,7 +382,13 @@ impl Codec {
         self.encode(&self.analyze(image, level, limits)?)
     }
 
-    /// Decodes the latents of a parsed container made by this family at `level`.
+    /// Compresses an image at a continuous rate parameter into `.tfci` bytes.
+    pub fn compress_rd(&self, image: &RgbImage, rd: f32, limits: &Limits) -> Result<Vec<u8>> {
+        self.encode(&self.analyze_rd(image, rd, limits)?)
+    }
+
+    /// Decodes the latents of a parsed container made by this family at `level` (ignored when the
+    /// file carries a rate parameter, which then decides the level and the gains).
     pub fn decode_latents(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<Decoded> {
         match &packed.weights_id {
             Some(id) if *id == self.family.weights_id => {}
@@ -318,7 +405,7 @@ impl Codec {
                 })
             }
         }
-        let (_, gain_inv) = self.gains(level)?;
+        let (level, _, gain_inv) = self.gains_for(level, packed.rd_parameter)?;
         let m = self.family.m;
         let hyper = self.family.architecture.has_hyperprior();
         let x_at = if hyper { 2 } else { 1 };
@@ -366,7 +453,7 @@ impl Codec {
                 (sym, y_hat_g)
             }
         };
-        let y_hat = scale_channels(&y_hat_g, gain_inv);
+        let y_hat = scale_channels(&y_hat_g, &gain_inv);
         Ok(Decoded {
             x_shape: x,
             y_symbols,
@@ -385,7 +472,7 @@ impl Codec {
 
     /// `y_hat` of encoder-side latents (what the decoder will reconstruct).
     pub fn y_hat(&self, latents: &Latents) -> Result<Tensor> {
-        let (_, gain_inv) = self.gains(latents.level)?;
+        let (_, _, gain_inv) = self.gains_for(latents.level, latents.rd_parameter)?;
         let y = &latents.y;
         let m = self.family.m;
         let y_hat_g = match (&self.prior, &latents.means) {
@@ -400,7 +487,7 @@ impl Codec {
                 return Err(Error::Shape("hyperprior latents without means".into()))
             }
         };
-        Ok(scale_channels(&y_hat_g, gain_inv))
+        Ok(scale_channels(&y_hat_g, &gain_inv))
     }
 
     /// Decompresses a parsed container made by this family at `level`.
@@ -422,10 +509,27 @@ pub fn decompress(
     limits: &Limits,
 ) -> Result<(RgbImage, String)> {
     let packed = Packed::from_bytes(bytes)?;
-    let (entry, level) = registry.resolve(&packed.model)?;
+    let (entry, level) = resolve_packed(registry, &packed)?;
     let codec = Codec::new(registry.load(entry)?)?;
     let image = codec.decompress_packed(&packed, level, limits)?;
     Ok((image, packed.model))
+}
+
+/// The installed family and level a parsed file names: `FAMILY-LEVEL`, or the family alone when
+/// the file carries a continuous rate parameter (the level then comes from `"RD"`).
+pub fn resolve_packed<'r>(
+    registry: &'r crate::model::Registry,
+    packed: &Packed,
+) -> Result<(&'r crate::model::FamilyEntry, u32)> {
+    Ok(match packed.rd_parameter {
+        Some(_) => (
+            registry
+                .family(&packed.model)
+                .ok_or_else(|| registry.unknown(&packed.model))?,
+            0,
+        ),
+        None => registry.resolve(&packed.model)?,
+    })
 }
 
 /// Builds the coder's tables from a model file's rows (validating every row).

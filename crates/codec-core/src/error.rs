@@ -33,6 +33,17 @@ pub enum Error {
     },
     #[error("invalid .tfci file: {0}")]
     Shape(String),
+    #[error(
+        "{family} has one entropy model per level, so it codes at levels only, not at a \
+         continuous rate parameter"
+    )]
+    NoRdParameter { family: String },
+    #[error("rate parameter {rd} is outside {family}'s range [1, {levels}]")]
+    RdParameter {
+        family: String,
+        rd: f32,
+        levels: u32,
+    },
 }
 
 /// Result alias of the crate.

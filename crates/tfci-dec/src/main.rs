@@ -1,53 +1,158 @@
-//! `tfci-dec`: decompresses `.tfci` files into PNG (tensorflow-compression's `tfci.py decompress`).
+//! `tfci-dec`: decompresses `.tfci` files into PNG (tensorflow-compression's `tfci.py
+//! decompress`), with pipes and batches; each family a batch needs is loaded once.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use codec_core::Limits;
+use codec_core::container::Packed;
+use codec_core::model::Registry;
+use codec_core::{Codec, Limits};
+use tfci_cli::{Clobber, Common, Job, Reporter, Totals, WriteGuard};
+
+const EXAMPLES: &str = "\
+Examples:
+  tfci-dec decompress kodim01.png.tfci            # writes kodim01.png.tfci.png
+  tfci-dec decompress kodim01.png.tfci out.png
+  ssh host tfci-enc compress b2018-gdn-128-2 - - < a.png | tfci-dec decompress - b.png
+  tfci-dec decompress --out-dir png/ *.tfci";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tfci-dec",
     version,
-    about = "Decompress .tfci files made by tfci-enc into PNG images"
+    about = "Decompress .tfci files made by tfci-enc into PNG images (tfci.py decompress)",
+    after_help = EXAMPLES
 )]
 struct Cli {
-    /// Folder holding manifest.json and the model files.
-    #[arg(long = "model-dir", alias = "model_dir", global = true, env = tfci_cli::MODEL_DIR_ENV)]
-    model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Decompress a .tfci file into a PNG image.
-    #[command(
-        after_help = "Example:\n  tfci-dec decompress kodim01.png.tfci   # writes kodim01.png.tfci.png"
+    /// Reads a .tfci file, reconstructs the image with the model it names, and writes a PNG file.
+    #[command(after_help = EXAMPLES)]
+    Decompress(DecompressArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DecompressArgs {
+    /// Input .tfci file, then optionally the output PNG [default: INPUT.png]; `-` is stdin or
+    /// stdout. Three or more paths, or --out-dir, decompress each path as an input.
+    #[arg(required = true, value_name = "INPUT [OUTPUT]")]
+    paths: Vec<PathBuf>,
+    /// Write every output into this folder (created if missing), named INPUT.png
+    #[arg(
+        short = 'o',
+        long = "out-dir",
+        visible_alias = "out_dir",
+        value_name = "DIR"
     )]
-    Decompress {
-        /// Input .tfci file.
-        input: PathBuf,
-        /// Output PNG [default: INPUT.png].
-        output: Option<PathBuf>,
-    },
+    out_dir: Option<PathBuf>,
+    /// Fail instead of replacing an existing output
+    #[arg(short = 'n', long = "no-clobber", visible_alias = "no_clobber")]
+    no_clobber: bool,
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Decompress { input, output } => {
-            let registry = tfci_cli::open_registry(cli.model_dir.as_deref())?;
-            let bytes = std::fs::read(&input)
-                .with_context(|| format!("failed reading {}", input.display()))?;
-            let (image, _model) =
-                codec_core::codec::decompress(&registry, &bytes, &Limits::default())
-                    .with_context(|| format!("failed decoding {}", input.display()))?;
-            let output = output.unwrap_or_else(|| tfci_cli::with_suffix(&input, ".png"));
-            tfci_cli::write_atomic(&output, &input, &tfci_cli::png_bytes(&image)?)?;
-        }
+        Command::Decompress(args) => decompress(&cli.common, args),
     }
+}
+
+fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
+    let jobs = tfci_cli::plan(&args.paths, args.out_dir.as_deref(), ".png")?;
+    let registry = tfci_cli::open_registry(common.model_dir.as_deref())?;
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    }
+    let clobber = if args.no_clobber {
+        Clobber::Keep
+    } else {
+        Clobber::Replace
+    };
+    let reporter = Reporter::new(common, jobs.len());
+    let mut codecs = HashMap::new();
+    let mut totals = Totals {
+        files: jobs.len(),
+        ..Totals::default()
+    };
+    let start = Instant::now();
+    for job in &jobs {
+        let result = decompress_one(
+            &registry,
+            common,
+            &mut codecs,
+            job,
+            clobber,
+            &reporter,
+            &mut totals,
+        );
+        if let Err(e) = result {
+            if jobs.len() == 1 {
+                return Err(e);
+            }
+            totals.failed += 1;
+            reporter.error(&e);
+        }
+        reporter.advance(&job.input.to_string());
+    }
+    totals.seconds = start.elapsed().as_secs_f64();
+    reporter.finish(&totals, "decompressed");
+    if totals.failed > 0 {
+        bail!("{} of {} inputs failed", totals.failed, totals.files);
+    }
+    Ok(())
+}
+
+fn decompress_one(
+    registry: &Registry,
+    common: &Common,
+    codecs: &mut HashMap<String, Codec>,
+    job: &Job,
+    clobber: Clobber,
+    reporter: &Reporter,
+    totals: &mut Totals,
+) -> Result<()> {
+    let start = Instant::now();
+    tfci_cli::check_output(&job.output, &job.input, clobber, WriteGuard::NotATfci)?;
+    let bytes = tfci_cli::read_input(&job.input)?;
+    let name = || job.input.to_string();
+    let packed = Packed::from_bytes(&bytes).with_context(name)?;
+    let (entry, level) = codec_core::codec::resolve_packed(registry, &packed).with_context(name)?;
+    let codec = match codecs.entry(entry.family.clone()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(tfci_cli::load_codec(registry, entry, common, reporter)?)
+        }
+    };
+    let image = codec
+        .decompress_packed(&packed, level, &Limits::default())
+        .with_context(|| format!("failed decoding {}", job.input))?;
+    let png = tfci_cli::png_bytes(&image)?;
+    tfci_cli::write_output(&job.output, &job.input, &png, clobber, WriteGuard::NotATfci)?;
+    let pixels = (image.width * image.height) as u64;
+    reporter.info(&format!(
+        "{} -> {}: {} {}x{}, {:.4} bpp, {:.3} s",
+        job.input,
+        job.output,
+        packed.model,
+        image.width,
+        image.height,
+        8.0 * bytes.len() as f64 / pixels as f64,
+        start.elapsed().as_secs_f64()
+    ));
+    totals.bytes_in += bytes.len() as u64;
+    totals.compressed += bytes.len() as u64;
+    totals.bytes_out += png.len() as u64;
+    totals.pixels += pixels;
     Ok(())
 }
 

@@ -64,3 +64,109 @@ fn truncated_file_fails_without_output() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a .tfci file"));
     assert!(!dir.path().join("bad.tfci.png").exists());
 }
+
+fn dec_in(dir: &Path, arch: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tfci-dec"))
+        .current_dir(dir)
+        .env_remove("TFCI_BACKEND")
+        .env("TFCI_MODEL_DIR", fixture(arch))
+        .args(args)
+        .output()
+        .expect("run tfci-dec")
+}
+
+/// A scratch folder with `a.tfci`, made by the b2018-gdn fixture at level 2.
+fn with_file() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let st = Command::new(enc_path())
+        .arg("--model-dir")
+        .arg(fixture("b2018-gdn"))
+        .args(["compress", "fixture-b2018-gdn-2"])
+        .arg(fixture("b2018-gdn").join("input.png"))
+        .arg(dir.path().join("a.tfci"))
+        .status()
+        .expect("run tfci-enc");
+    assert!(st.success());
+    dir
+}
+
+#[test]
+fn another_models_weights_is_refused() {
+    let d = with_file();
+    let mut bytes = std::fs::read(d.path().join("a.tfci")).expect("read");
+    // The weights id is 16 hex digits after the "WI" key; give the file another id.
+    let at = bytes.windows(2).position(|w| w == b"WI").expect("WI key");
+    let id = bytes[at..]
+        .windows(16)
+        .position(|w| w.iter().all(|b| b.is_ascii_hexdigit()))
+        .expect("id")
+        + at;
+    bytes[id..id + 16].copy_from_slice(b"0123456789abcdef");
+    std::fs::write(d.path().join("other.tfci"), &bytes).expect("write");
+    let out = dec_in(d.path(), "b2018-gdn", &["decompress", "other.tfci"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("made with weights 0123456789abcdef"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!d.path().join("other.tfci.png").exists());
+}
+
+#[test]
+fn outputs_are_guarded() {
+    let d = with_file();
+    std::fs::copy(d.path().join("a.tfci"), d.path().join("b.tfci")).expect("copy");
+    // Two paths are INPUT OUTPUT: an existing .tfci file is not replaced by a PNG.
+    let out = dec_in(d.path(), "b2018-gdn", &["decompress", "a.tfci", "b.tfci"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("holds a .tfci file"), "{err}");
+    assert_eq!(
+        std::fs::read(d.path().join("b.tfci")).expect("read"),
+        std::fs::read(d.path().join("a.tfci")).expect("read")
+    );
+    // --no-clobber keeps an earlier output; without it the output is replaced.
+    std::fs::write(d.path().join("a.tfci.png"), b"old").expect("write");
+    let out = dec_in(
+        d.path(),
+        "b2018-gdn",
+        &["decompress", "--no-clobber", "a.tfci"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read(d.path().join("a.tfci.png")).expect("read"),
+        b"old"
+    );
+    let out = dec_in(d.path(), "b2018-gdn", &["decompress", "a.tfci"]);
+    assert!(out.status.success());
+    assert_eq!(
+        &std::fs::read(d.path().join("a.tfci.png")).expect("read")[1..4],
+        b"PNG"
+    );
+}
+
+#[test]
+fn every_truncation_fails_without_output() {
+    let d = with_file();
+    let bytes = std::fs::read(d.path().join("a.tfci")).expect("read");
+    for cut in [1, bytes.len() / 3, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(d.path().join("t.tfci"), &bytes[..cut]).expect("write");
+        let out = dec_in(d.path(), "b2018-gdn", &["decompress", "t.tfci"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "cut {cut}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(!d.path().join("t.tfci.png").exists(), "cut {cut}");
+    }
+}
+
+#[test]
+fn help_reads_like_tfci_py() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tfci-dec"))
+        .args(["decompress", "--help"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Examples") && text.contains("--out-dir") && text.contains("--no-clobber"),
+        "{text}"
+    );
+}

@@ -1,74 +1,122 @@
-//! `tfci-enc`: compresses images into `.tfci` files (tensorflow-compression's `tfci.py compress`).
+//! `tfci-enc`: compresses images into `.tfci` files, with tensorflow-compression's `tfci.py`
+//! command line (`compress`, `models`, `tensors`, `dump`) plus pipes and batches.
 
-use std::path::PathBuf;
+mod compress;
+mod dump;
+
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use codec_core::{Codec, Limits};
+use tfci_cli::Common;
+
+const EXAMPLES: &str = "\
+Examples:
+  tfci-enc compress mbt2018-mean-msssim-5 kodim01.png          # writes kodim01.png.tfci
+  tfci-enc compress b2018-gdn-128 kodim01.png --target_bpp 0.5  # level closest to 0.5 bpp
+  tfci-enc compress b2018-gdn-128-2 - - < a.png | ssh host tfci-dec decompress - b.png
+  tfci-enc compress b2018-gdn-128-3 --out-dir out/ photos/*.png
+  tfci-enc models";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tfci-enc",
     version,
-    about = "Compress images with learned image codecs into .tfci files"
+    about = "Compress images with learned image codecs into .tfci files (tfci.py compress, models, tensors, dump)",
+    after_help = EXAMPLES
 )]
 struct Cli {
-    /// Folder holding manifest.json and the model files.
-    #[arg(long = "model-dir", alias = "model_dir", global = true, env = tfci_cli::MODEL_DIR_ENV)]
-    model_dir: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Compress an image (PNG, JPEG, BMP, TIFF, WebP) into a .tfci file.
+    /// Reads an image (PNG, JPEG, BMP, TIFF, WebP), compresses it with the given model, and writes
+    /// a .tfci file.
+    #[command(after_help = compress::EXAMPLES)]
+    Compress(compress::Args),
+    /// Lists the installed models: name, levels, architecture, size, and where they are.
     #[command(
-        after_help = "Example:\n  tfci-enc compress mbt2018-mean-msssim-5 kodim01.png   # writes kodim01.png.tfci"
+        after_help = "Example:\n  tfci-enc models\n  tfci-enc --model-dir ~/tfci-models models"
     )]
-    Compress {
-        /// Model name, FAMILY-LEVEL (see `tfci-enc models`).
-        model: String,
-        /// Input image.
-        input: PathBuf,
-        /// Output file [default: INPUT.tfci].
-        output: Option<PathBuf>,
-    },
-    /// List the installed models.
     Models,
+    /// Lists the internal tensors of a model that `dump` can write: name, shape, dtype.
+    #[command(after_help = "Example:\n  tfci-enc tensors mbt2018-mean-msssim-5")]
+    Tensors {
+        /// Model name (see `models`); the family name without level works too.
+        model: String,
+    },
+    /// Compresses an image and dumps the given internal tensors into a NumPy .npz file.
+    #[command(after_help = dump::EXAMPLES)]
+    Dump(dump::Args),
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let registry = tfci_cli::open_registry(cli.model_dir.as_deref())?;
+    let registry = tfci_cli::open_registry(cli.common.model_dir.as_deref())?;
     match cli.command {
-        Command::Compress {
-            model,
-            input,
-            output,
-        } => {
-            let (entry, level) = registry.resolve(&model)?;
-            let codec = Codec::new(registry.load(entry)?)
-                .with_context(|| format!("failed loading {model}"))?;
-            let image = tfci_cli::read_image(&input)?;
-            let bytes = codec
-                .compress(&image, level, &Limits::default())
-                .with_context(|| format!("failed compressing {}", input.display()))?;
-            let output = output.unwrap_or_else(|| tfci_cli::with_suffix(&input, ".tfci"));
-            tfci_cli::write_atomic(&output, &input, &bytes)?;
-        }
+        Command::Compress(args) => compress::run(&registry, &cli.common, args),
         Command::Models => {
-            for f in registry.families() {
-                println!(
-                    "{}-[1-{}]\t{}\t{}",
-                    f.family, f.levels, f.architecture, f.file
-                );
-            }
+            list_models(&registry);
+            Ok(())
         }
+        Command::Tensors { model } => dump::list(&registry, &model),
+        Command::Dump(args) => dump::run(&registry, &cli.common, args),
     }
-    Ok(())
+}
+
+/// `models`: one row per family, then the folder they come from.
+fn list_models(registry: &codec_core::model::Registry) {
+    println!(
+        "{:<40} {:>6}  {:<22} {:>9}  training",
+        "model", "levels", "architecture", "size"
+    );
+    for f in registry.families() {
+        let size = std::fs::metadata(registry.dir().join(&f.file))
+            .map(|m| tfci_cli::format_bytes(m.len()))
+            .unwrap_or_else(|_| "missing".into());
+        let trained = match f.record.get("trained").and_then(|t| t.as_bool()) {
+            Some(false) => "untrained placeholder".to_string(),
+            _ => f
+                .record
+                .get("training")
+                .map(|t| {
+                    let field = |k: &str| t.get(k).map(|v| v.to_string()).unwrap_or_default();
+                    format!(
+                        "{} steps on {}, {} min",
+                        field("steps"),
+                        field("device").trim_matches('"'),
+                        field("minutes")
+                    )
+                })
+                .unwrap_or_default(),
+        };
+        println!(
+            "{:<40} {:>6}  {:<22} {:>9}  {trained}",
+            format!("{}-[1-{}]", f.family, f.levels),
+            f.levels,
+            f.architecture,
+            size
+        );
+    }
+    println!("from {}", registry.dir().display());
 }
 
 fn main() -> ExitCode {
     tfci_cli::exit_code(run(Cli::parse()))
+}
+
+/// Model names: `FAMILY-LEVEL`, or the family alone where a search or a rate parameter picks the
+/// point.
+pub(crate) fn resolve<'r>(
+    registry: &'r codec_core::model::Registry,
+    name: &str,
+) -> Result<(&'r codec_core::model::FamilyEntry, Option<u32>)> {
+    if let Some(entry) = registry.family(name) {
+        return Ok((entry, None));
+    }
+    let (entry, level) = registry.resolve(name)?;
+    Ok((entry, Some(level)))
 }

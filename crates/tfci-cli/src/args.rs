@@ -1,0 +1,44 @@
+//! The flags both binaries take, declared once so their spelling and help never drift apart.
+
+use std::path::PathBuf;
+
+use crate::MODEL_DIR_ENV;
+
+/// Where the transforms run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// A GPU when there is one, else the CPU.
+    #[default]
+    Auto,
+    /// A GPU adapter (wgpu), or an error.
+    Gpu,
+    /// The native CPU path.
+    Cpu,
+}
+
+/// Global flags of `tfci-enc` and `tfci-dec`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Common {
+    /// Folder holding manifest.json and the model files [default: ./models, then the models of
+    /// the source tree the binary was built from]
+    #[arg(
+        long = "model-dir",
+        visible_alias = "model_dir",
+        global = true,
+        env = MODEL_DIR_ENV,
+        value_name = "DIR"
+    )]
+    pub model_dir: Option<PathBuf>,
+    /// Say more on stderr: backend, model, sizes and time per file
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Print nothing but errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Where the transforms run (the entropy parameters are computed the same way on all)
+    #[arg(long, global = true, env = "TFCI_BACKEND", value_enum, default_value_t)]
+    pub backend: BackendChoice,
+    /// Use the GPU adapter whose name contains this text
+    #[arg(long, global = true, value_name = "SUBSTRING")]
+    pub adapter: Option<String>,
+}

@@ -1,0 +1,399 @@
+//! Reading inputs and writing outputs: `-` is stdin/stdout; files are written through a temporary
+//! file in the target folder and renamed on success, so a failure (a full disk, a bad image, a
+//! crash) never leaves a partial file, and nothing the user had is replaced by accident.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use codec_core::RgbImage;
+
+/// Where a command reads from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    Path(PathBuf),
+}
+
+/// Where a command writes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Path(PathBuf),
+}
+
+impl Input {
+    /// `-` is stdin, anything else a path.
+    pub fn from_arg(p: &Path) -> Self {
+        if p.as_os_str() == OsStr::new("-") {
+            Input::Stdin
+        } else {
+            Input::Path(p.to_path_buf())
+        }
+    }
+}
+
+impl Output {
+    /// `-` is stdout, anything else a path.
+    pub fn from_arg(p: &Path) -> Self {
+        if p.as_os_str() == OsStr::new("-") {
+            Output::Stdout
+        } else {
+            Output::Path(p.to_path_buf())
+        }
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Stdin => f.write_str("<stdin>"),
+            Input::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Stdout => f.write_str("<stdout>"),
+            Output::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Reads a whole input. Refuses a terminal on stdin (it would wait for typing, not a file).
+pub fn read_input(input: &Input) -> Result<Vec<u8>> {
+    match input {
+        Input::Stdin => {
+            let mut stdin = std::io::stdin().lock();
+            if stdin.is_terminal() {
+                bail!("stdin is a terminal; pipe a file into - or name the input file");
+            }
+            let mut bytes = Vec::new();
+            stdin
+                .read_to_end(&mut bytes)
+                .context("failed reading stdin")?;
+            Ok(bytes)
+        }
+        Input::Path(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
+    }
+}
+
+/// Decodes PNG, JPEG, BMP, TIFF or WebP bytes as 8-bit RGB. The second value says what was
+/// converted (gray, alpha, 16 bits), for a note on stderr.
+pub fn decode_image(bytes: &[u8], name: &Input) -> Result<(RgbImage, Option<String>)> {
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .context("failed reading image data")?;
+    let Some(format) = img.format() else {
+        bail!("{name} is not an image (PNG, JPEG, BMP, TIFF or WebP)");
+    };
+    let img = img
+        .decode()
+        .with_context(|| format!("{name} is not a readable {format:?} image"))?;
+    let color = img.color();
+    let note = (color != image::ColorType::Rgb8).then(|| {
+        format!("{name} is {color:?}; converted to 8-bit RGB (alpha dropped, gray replicated, 16 bits rounded)")
+    });
+    let rgb = img.into_rgb8();
+    Ok((
+        RgbImage {
+            width: rgb.width() as usize,
+            height: rgb.height() as usize,
+            data: rgb.into_raw(),
+        },
+        note,
+    ))
+}
+
+/// Reads an image file as 8-bit RGB, with the conversion note on stderr (for tools that read one
+/// image at a time, like tfci-eval).
+pub fn read_image(path: &Path) -> Result<RgbImage> {
+    let input = Input::Path(path.into());
+    let (img, note) = decode_image(&read_input(&input)?, &input)?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    Ok(img)
+}
+
+/// Encodes an image as PNG bytes.
+pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new(&mut out);
+    image::ImageEncoder::write_image(
+        encoder,
+        &img.data,
+        u32::try_from(img.width)?,
+        u32::try_from(img.height)?,
+        image::ExtendedColorType::Rgb8,
+    )
+    .context("failed encoding PNG")?;
+    Ok(out)
+}
+
+/// How much of an existing output [`WriteGuard`] reads.
+const MAX_GUARD_READ: u64 = 64 << 20;
+
+/// Whether an existing output may be replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clobber {
+    /// Replace it, as tfci.py does.
+    Replace,
+    /// Leave it and fail (`--no-clobber`).
+    Keep,
+}
+
+/// What an existing output must not hold for a command to replace it: compressing never writes
+/// over an image, decompressing never over a `.tfci` file (the user's data, not an old result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteGuard {
+    NotAnImage,
+    NotATfci,
+}
+
+impl WriteGuard {
+    fn refuses(self, existing: &[u8]) -> Option<&'static str> {
+        match self {
+            WriteGuard::NotAnImage => matches!(
+                image::guess_format(existing),
+                Ok(image::ImageFormat::Png
+                    | image::ImageFormat::Jpeg
+                    | image::ImageFormat::Bmp
+                    | image::ImageFormat::Tiff
+                    | image::ImageFormat::WebP
+                    | image::ImageFormat::Gif)
+            )
+            .then_some("an image"),
+            WriteGuard::NotATfci => codec_core::container::Packed::from_bytes(existing)
+                .is_ok()
+                .then_some("a .tfci file"),
+        }
+    }
+}
+
+/// Writes `bytes` to `output` (stdout, or a file through a temporary file renamed on success).
+/// Never writes over `input`, over an existing file the guard refuses, or, with
+/// [`Clobber::Keep`], over any existing file; never writes binary data to a terminal.
+pub fn write_output(
+    output: &Output,
+    input: &Input,
+    bytes: &[u8],
+    clobber: Clobber,
+    guard: WriteGuard,
+) -> Result<()> {
+    match output {
+        Output::Stdout => {
+            let mut stdout = std::io::stdout().lock();
+            if stdout.is_terminal() {
+                return Err(terminal_error());
+            }
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
+                .context("failed writing stdout")
+        }
+        Output::Path(path) => {
+            check_path(path, input, clobber, guard)?;
+            write_atomic_with(path, clobber, |w| w.write_all(bytes))
+        }
+    }
+}
+
+/// The checks [`write_output`] makes, for callers to run before long work so that a refused
+/// output fails fast.
+pub fn check_output(
+    output: &Output,
+    input: &Input,
+    clobber: Clobber,
+    guard: WriteGuard,
+) -> Result<()> {
+    match output {
+        Output::Stdout if std::io::stdout().is_terminal() => Err(terminal_error()),
+        Output::Stdout => Ok(()),
+        Output::Path(p) => check_path(p, input, clobber, guard),
+    }
+}
+
+fn terminal_error() -> anyhow::Error {
+    anyhow::anyhow!(
+        "refusing to write binary data to a terminal; redirect stdout or name an output file"
+    )
+}
+
+fn check_path(path: &Path, input: &Input, clobber: Clobber, guard: WriteGuard) -> Result<()> {
+    if let Input::Path(input) = input {
+        if same_file(input, path) {
+            bail!("refusing to overwrite the input {}", input.display());
+        }
+    }
+    if path.is_dir() {
+        bail!("{} is a folder; name an output file", path.display());
+    }
+    if path.exists() {
+        if clobber == Clobber::Keep {
+            bail!("{} exists (--no-clobber)", path.display());
+        }
+        let mut head = Vec::new();
+        if let Ok(f) = std::fs::File::open(path) {
+            // An image signature is in the first bytes; a .tfci file parses only whole, and the
+            // largest (64 Mpx) stay well below this bound.
+            let _ = f.take(MAX_GUARD_READ).read_to_end(&mut head);
+        }
+        if let Some(what) = guard.refuses(&head) {
+            bail!(
+                "refusing to replace {}, which holds {what}; name another output (two paths are \
+                 INPUT OUTPUT, as in tfci.py; use --out-dir for several inputs)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The temporary-file-and-rename write, with the writing step injectable so tests can make it
+/// fail like a full disk.
+pub(crate) fn write_atomic_with(
+    output: &Path,
+    clobber: Clobber,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tfci-partial-");
+    // A temporary file is private (0600); the output should read like any file the user writes.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write into the folder {}", dir.display()))?;
+    // On any error below, dropping `tmp` deletes the temporary file.
+    write(&mut tmp)
+        .and_then(|()| tmp.flush())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("failed writing {}", output.display()))?;
+    let persisted = match clobber {
+        Clobber::Replace => tmp.persist(output),
+        Clobber::Keep => tmp.persist_noclobber(output),
+    };
+    persisted
+        .map_err(|e| e.error)
+        .with_context(|| format!("failed writing {}", output.display()))?;
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// A full disk: the writer fails half way; no output and no temporary file remain.
+    #[test]
+    fn full_disk_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("a.tfci");
+        let err = write_atomic_with(&out, Clobber::Replace, |w| {
+            w.write_all(&[0u8; 1000])?;
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "No space left on device",
+            ))
+        })
+        .expect_err("must fail");
+        assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+        assert!(
+            leftovers(dir.path()).is_empty(),
+            "{:?}",
+            leftovers(dir.path())
+        );
+    }
+
+    /// A full disk while replacing: the old file stays as it was.
+    #[test]
+    fn failed_replace_keeps_the_old_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("a.tfci");
+        std::fs::write(&out, b"old").expect("write");
+        let res = write_atomic_with(&out, Clobber::Replace, |_| {
+            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "full"))
+        });
+        assert!(res.is_err());
+        assert_eq!(std::fs::read(&out).expect("read"), b"old");
+        assert_eq!(leftovers(dir.path()), vec!["a.tfci".to_string()]);
+    }
+
+    #[test]
+    fn no_clobber_and_guards() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = Input::Path(dir.path().join("in.png"));
+        let out = dir.path().join("out.bin");
+        std::fs::write(&out, b"previous").expect("write");
+        let keep = write_output(
+            &Output::Path(out.clone()),
+            &input,
+            b"new",
+            Clobber::Keep,
+            WriteGuard::NotAnImage,
+        );
+        assert!(format!("{:#}", keep.expect_err("kept")).contains("--no-clobber"));
+        write_output(
+            &Output::Path(out.clone()),
+            &input,
+            b"new",
+            Clobber::Replace,
+            WriteGuard::NotAnImage,
+        )
+        .expect("replaced");
+        assert_eq!(std::fs::read(&out).expect("read"), b"new");
+        // An existing PNG is never replaced by compressed data.
+        let png = dir.path().join("b.png");
+        let img = RgbImage {
+            width: 1,
+            height: 1,
+            data: vec![1, 2, 3],
+        };
+        std::fs::write(&png, png_bytes(&img).expect("png")).expect("write");
+        let err = write_output(
+            &Output::Path(png.clone()),
+            &input,
+            b"x",
+            Clobber::Replace,
+            WriteGuard::NotAnImage,
+        )
+        .expect_err("guarded");
+        assert!(format!("{err:#}").contains("holds an image"), "{err:#}");
+        // The input itself is never an output.
+        std::fs::write(dir.path().join("in.png"), b"in").expect("write");
+        let err = write_output(
+            &Output::Path(dir.path().join("in.png")),
+            &input,
+            b"x",
+            Clobber::Replace,
+            WriteGuard::NotATfci,
+        )
+        .expect_err("input");
+        assert!(
+            format!("{err:#}").contains("overwrite the input"),
+            "{err:#}"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! `tfci-enc compress`: one model loaded once, then every input read, coded at a level, a rate
+//! parameter or a `--target_bpp` search, and written safely.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use codec_core::model::{FamilyEntry, Registry};
+use codec_core::{Codec, Limits};
+use tfci_cli::{Axis, Clobber, Common, Job, Point, Reporter, Totals, WriteGuard};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  tfci-enc compress mbt2018-mean-msssim-5 kodim01.png               # writes kodim01.png.tfci
+  tfci-enc compress mbt2018-mean-msssim-5 kodim01.png out.tfci
+  tfci-enc compress bmshj2018-factorized-msssim kodim01.png -b 0.5   # search the levels
+  tfci-enc compress mbt2018-mean-msssim kodim01.png -b 0.5 --bpp_strict
+  tfci-enc compress mbt2018-mean-msssim -r 4.5 kodim01.png          # between levels 4 and 5
+  tfci-enc compress b2018-gdn-128-2 - - < a.png | ssh host tfci-dec decompress - b.png
+  tfci-enc compress b2018-gdn-128-3 --out-dir out/ photos/*.png";
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Model name (see `tfci-enc models`), e.g. mbt2018-mean-msssim-5. With --target_bpp or
+    /// --rd_parameter, give the family without the level, e.g. mbt2018-mean-msssim.
+    pub model: String,
+    /// Input image, then optionally the output file [default: INPUT.tfci]; `-` is stdin or
+    /// stdout. Three or more paths, or --out-dir, compress each path as an input.
+    #[arg(required = true, value_name = "INPUT [OUTPUT]")]
+    pub paths: Vec<PathBuf>,
+    /// Target bits per pixel: a binary search over the family's levels (or its rate parameter)
+    /// keeps the file closest to it.
+    #[arg(
+        short = 'b',
+        long = "target_bpp",
+        visible_alias = "target-bpp",
+        value_name = "BPP"
+    )]
+    pub target_bpp: Option<f64>,
+    /// Never exceed --target_bpp; fail if even the lowest rate does. Ignored without --target_bpp.
+    #[arg(long = "bpp_strict", visible_alias = "bpp-strict")]
+    pub bpp_strict: bool,
+    /// Rate-distortion parameter in [1, LEVELS], between the levels of a family that has one
+    /// (mbt2018-mean); integers are the levels. Ignored if --target_bpp is set.
+    #[arg(
+        short = 'r',
+        long = "rd_parameter",
+        visible_alias = "rd-parameter",
+        value_name = "R"
+    )]
+    pub rd_parameter: Option<f32>,
+    /// Bracket width at which --target_bpp's search over the rate parameter stops
+    #[arg(
+        long = "rd_parameter_tolerance",
+        visible_alias = "rd-parameter-tolerance",
+        default_value_t = 0.0625,
+        value_name = "TOL"
+    )]
+    pub rd_parameter_tolerance: f32,
+    /// Write every output into this folder (created if missing), named INPUT.tfci
+    #[arg(
+        short = 'o',
+        long = "out-dir",
+        visible_alias = "out_dir",
+        value_name = "DIR"
+    )]
+    pub out_dir: Option<PathBuf>,
+    /// Fail instead of replacing an existing output
+    #[arg(short = 'n', long = "no-clobber", visible_alias = "no_clobber")]
+    pub no_clobber: bool,
+}
+
+/// Where on the family's rate axis each input is coded.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    At(Point),
+    Search { axis: Axis, target: f64 },
+}
+
+pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
+    let (entry, level) = crate::resolve(registry, &args.model)?;
+    let jobs = tfci_cli::plan(&args.paths, args.out_dir.as_deref(), ".tfci")?;
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    }
+    let reporter = Reporter::new(common, jobs.len());
+    if args.target_bpp.is_some() && args.rd_parameter.is_some() {
+        reporter.note("--rd_parameter is ignored with --target_bpp (as in tfci.py)");
+    }
+    if args.bpp_strict && args.target_bpp.is_none() {
+        reporter.note("--bpp_strict is ignored without --target_bpp (as in tfci.py)");
+    }
+    let codec = tfci_cli::load_codec(registry, entry, common, &reporter)?;
+    let mode = mode(&args, entry, level, &codec)?;
+    let clobber = if args.no_clobber {
+        Clobber::Keep
+    } else {
+        Clobber::Replace
+    };
+    let start = Instant::now();
+    let mut totals = Totals {
+        files: jobs.len(),
+        ..Totals::default()
+    };
+    for job in &jobs {
+        let result = compress_one(&codec, mode, &args, job, clobber, &reporter, &mut totals);
+        if let Err(e) = result {
+            if jobs.len() == 1 {
+                return Err(e);
+            }
+            totals.failed += 1;
+            reporter.error(&e);
+        }
+        reporter.advance(&job.input.to_string());
+    }
+    totals.seconds = start.elapsed().as_secs_f64();
+    reporter.finish(&totals, "compressed");
+    if totals.failed > 0 {
+        bail!("{} of {} inputs failed", totals.failed, totals.files);
+    }
+    Ok(())
+}
+
+/// Checks the model name against the flags: a level alone, a family with a rate parameter, or a
+/// family with a search.
+fn mode(args: &Args, entry: &FamilyEntry, level: Option<u32>, codec: &Codec) -> Result<Mode> {
+    let family = &entry.family;
+    let levels = entry.levels;
+    if let Some(target) = args.target_bpp {
+        if level.is_some() {
+            bail!("--target_bpp searches a family's levels: give the model as {family}, without the level");
+        }
+        let axis = if codec.has_rd_parameter() {
+            Axis::Continuous {
+                lower: 1.0,
+                upper: levels as f32,
+                tolerance: args.rd_parameter_tolerance,
+            }
+        } else {
+            Axis::Levels(levels)
+        };
+        return Ok(Mode::Search { axis, target });
+    }
+    if let Some(rd) = args.rd_parameter {
+        if level.is_some() {
+            bail!("--rd_parameter picks the point between levels: give the model as {family}, without the level");
+        }
+        if !codec.has_rd_parameter() {
+            return Err(codec_core::Error::NoRdParameter {
+                family: family.clone(),
+            }
+            .into());
+        }
+        if !(rd.is_finite() && (1.0..=levels as f32).contains(&rd)) {
+            return Err(codec_core::Error::RdParameter {
+                family: family.clone(),
+                rd,
+                levels,
+            }
+            .into());
+        }
+        return Ok(Mode::At(point_of(rd)));
+    }
+    match level {
+        Some(l) => Ok(Mode::At(Point::Level(l))),
+        None => bail!(
+            "{family} is a family: name one of its models ({family}-1 to {family}-{levels}), or \
+             pass --target_bpp or --rd_parameter"
+        ),
+    }
+}
+
+/// An integral rate parameter is that level (the file then names the level, as any other).
+fn point_of(rd: f32) -> Point {
+    if rd.fract() == 0.0 {
+        Point::Level(rd as u32)
+    } else {
+        Point::Rd(rd)
+    }
+}
+
+fn compress_at(codec: &Codec, image: &codec_core::RgbImage, point: Point) -> Result<Vec<u8>> {
+    let limits = Limits::default();
+    Ok(match point {
+        Point::Level(l) => codec.compress(image, l, &limits)?,
+        Point::Rd(r) => match point_of(r) {
+            Point::Level(l) => codec.compress(image, l, &limits)?,
+            Point::Rd(r) => codec.compress_rd(image, r, &limits)?,
+        },
+    })
+}
+
+fn describe(point: Point) -> String {
+    match point {
+        Point::Level(l) => format!("level {l}"),
+        Point::Rd(r) => format!("rd_parameter {r}"),
+    }
+}
+
+fn compress_one(
+    codec: &Codec,
+    mode: Mode,
+    args: &Args,
+    job: &Job,
+    clobber: Clobber,
+    reporter: &Reporter,
+    totals: &mut Totals,
+) -> Result<()> {
+    let start = Instant::now();
+    tfci_cli::check_output(&job.output, &job.input, clobber, WriteGuard::NotAnImage)?;
+    let input = tfci_cli::read_input(&job.input)?;
+    let (image, note) = tfci_cli::decode_image(&input, &job.input)?;
+    if let Some(note) = note {
+        reporter.note(&note);
+    }
+    let pixels = image.width * image.height;
+    let failed = || format!("failed compressing {}", job.input);
+    let (bytes, point) = match mode {
+        Mode::At(point) => (
+            compress_at(codec, &image, point).with_context(failed)?,
+            point,
+        ),
+        Mode::Search { axis, target } => {
+            let found = tfci_cli::search(axis, target, args.bpp_strict, pixels, |p| {
+                compress_at(codec, &image, p)
+            })
+            .with_context(failed)?;
+            if reporter.verbose() {
+                let tried: Vec<String> = found
+                    .tried
+                    .iter()
+                    .map(|(p, bpp)| format!("{} -> {bpp:.4}", describe(*p)))
+                    .collect();
+                reporter.info(&format!("{}: tried {}", job.input, tried.join(", ")));
+            }
+            (found.bytes, found.point)
+        }
+    };
+    tfci_cli::write_output(
+        &job.output,
+        &job.input,
+        &bytes,
+        clobber,
+        WriteGuard::NotAnImage,
+    )?;
+    let bpp = 8.0 * bytes.len() as f64 / pixels as f64;
+    reporter.info(&format!(
+        "{} -> {}: {} bytes, {bpp:.4} bpp ({}), {:.3} s",
+        job.input,
+        job.output,
+        bytes.len(),
+        describe(point),
+        start.elapsed().as_secs_f64()
+    ));
+    totals.bytes_in += input.len() as u64;
+    totals.bytes_out += bytes.len() as u64;
+    totals.compressed += bytes.len() as u64;
+    totals.pixels += pixels as u64;
+    Ok(())
+}
