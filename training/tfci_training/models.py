@@ -33,6 +33,9 @@ SCALE_BOUND = 0.11
 
 MSSSIM_LAMBDAS = [2.40, 4.58, 8.73, 16.64, 31.73, 60.50, 115.37, 220.00]
 MSE_LAMBDAS = [0.0018, 0.0035, 0.0067, 0.0130]
+# CompressAI's eight MSE lambdas (quality 1..8): the MS-SSIM families' warm-up uses the one of the
+# same quality index.
+MSE_LAMBDAS_8 = [0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800]
 
 
 def c(cin: int, cout: int, k: int, s: int, bias: bool = True) -> nn.Conv2d:

@@ -10,6 +10,9 @@ Recipe (CompressAI examples/train.py + TECH_BRIEF §8/§10):
   MSE families ``lambda * 255^2 * MSE + bpp``, MS-SSIM families ``lambda * (1 - MS-SSIM) + bpp``
   (pytorch_msssim ``ms_ssim(x_hat, x, data_range=1)``; 11x11 window, automatically narrowed for crops
   below 161 px, which only small test/smoke crops need);
+* MS-SSIM families start on MSE (``--mse-warmup``, default the first 5 % of the steps, with
+  CompressAI's MSE lambda of the same quality index): from a random start the relu inside MS-SSIM can
+  pin the distortion at 1 with zero gradient (seen on a 64/96 bmshj2018-factorized run);
 * Adam lr 1e-4 on every parameter except ``*quantiles``; Adam lr 1e-3 on the quantiles with
   ``aux_loss()`` (constant); gradient clipping (max-norm 1.0) on the network parameters;
 * lr schedule: constant, then cosine decay to 1e-5 over the last 15 % of the steps;
@@ -41,7 +44,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
 from .data import CropSampler, find_images
 from .export import export
-from .models import FAMILIES, GDN, build_model, rd_loss
+from .models import FAMILIES, GDN, MSE_LAMBDAS_8, build_model, rd_loss
 
 CHECKPOINT_FORMAT = "tfci-train-checkpoint/1"
 CHECKPOINT = "checkpoint.pt"
@@ -66,6 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--lr-min", type=float, default=1e-5, help="lr reached at the last step")
     ap.add_argument("--decay-frac", type=float, default=0.15, help="cosine decay over this last fraction")
     ap.add_argument("--aux-lr", type=float, default=1e-3)
+    ap.add_argument("--mse-warmup", type=float, default=0.05,
+                    help="MS-SSIM families: train on MSE (CompressAI's MSE lambda of the same quality "
+                         "index) for this first fraction of the steps; from a random start MS-SSIM's "
+                         "relu can pin the distortion at 1 with zero gradient")
     ap.add_argument("--clip", type=float, default=1.0, help="gradient clipping max-norm (0: off)")
     ap.add_argument("--gain-init", choices=("ramp", "ones"), default="ramp")
     ap.add_argument("--widths", type=int, nargs=2, metavar=("N", "M"),
@@ -179,7 +186,7 @@ class FamilyTrainer:
         self.opt = torch.optim.Adam(self.net_params, lr=args.lr)
         self.aux_opt = torch.optim.Adam(self.aux_params, lr=args.aux_lr)
 
-    def step(self, x: torch.Tensor, level: int, lr: float) -> Dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, level: int, lr: float, warmup: bool = False) -> Dict[str, torch.Tensor]:
         args = self.args
         for g in self.opt.param_groups:
             g["lr"] = lr
@@ -192,7 +199,10 @@ class FamilyTrainer:
             out = self.model(x, level)
         out = {"x_hat": out["x_hat"].float(),
                "likelihoods": {k: v.float() for k, v in out["likelihoods"].items()}}
-        loss, bpp, dist = rd_loss(out, x, self.lambdas[level - 1], self.metric, self.ms_ssim_fn)
+        if warmup and self.metric == "ms-ssim":
+            loss, bpp, dist = rd_loss(out, x, MSE_LAMBDAS_8[(level - 1) % len(MSE_LAMBDAS_8)], "mse")
+        else:
+            loss, bpp, dist = rd_loss(out, x, self.lambdas[level - 1], self.metric, self.ms_ssim_fn)
         loss.backward()
         if args.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net_params, args.clip)
@@ -404,7 +414,8 @@ def main(argv=None) -> int:
         for tr in trainers:
             level = int(torch.randint(1, tr.levels + 1, (1,), generator=level_gen))
             x = sampler.sample(args.batch)
-            stats.append((tr, level, tr.step(x, level, lr)))
+            warmup = step < int(round(args.mse_warmup * args.steps))
+            stats.append((tr, level, tr.step(x, level, lr, warmup)))
         step += 1
         steps_this_run += 1
         n_int += 1
