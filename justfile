@@ -48,6 +48,10 @@ test-python:
 eval:
     cargo run --release -q -p tfci-eval -- run --images ../shared/data/kodak --out docs/eval
 
+# Copy the Kodak figures of `just eval` (docs/eval) into each family's manifest record.
+record-kodak:
+    cd training && {{python}} -m tfci_training.record_kodak --eval ../docs/eval --manifest ../models/manifest.json
+
 # Train a family (e.g. `just train mbt2018-mean-msssim 60000 --bf16 --time-limit 8.5`); rerun to resume.
 train family steps="60000" *args="":
     cd training && {{python}} -m tfci_training.train --family {{family}} --data ../../shared/data/train ../../shared/data/train_extra --steps {{steps}} --out runs/{{family}} {{args}}

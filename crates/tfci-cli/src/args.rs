@@ -18,6 +18,7 @@ pub enum BackendChoice {
 
 /// Global flags of `tfci-enc` and `tfci-dec`.
 #[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct Common {
     /// Folder holding manifest.json and the model files [default: ./models, then the models of
     /// the source tree the binary was built from]

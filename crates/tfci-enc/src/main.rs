@@ -69,11 +69,17 @@ fn run(cli: Cli) -> Result<()> {
 
 /// `models`: one row per family, then the folder they come from.
 fn list_models(registry: &codec_core::model::Registry) {
+    let names: Vec<String> = registry
+        .families()
+        .iter()
+        .map(|f| format!("{}-[1-{}]", f.family, f.levels))
+        .collect();
+    let w = names.iter().map(String::len).max().unwrap_or(5).max(5);
     println!(
-        "{:<40} {:>6}  {:<22} {:>9}  training",
-        "model", "levels", "architecture", "size"
+        "{:<w$}  {:<20} {:>9}  training",
+        "model", "architecture", "size"
     );
-    for f in registry.families() {
+    for (f, name) in registry.families().iter().zip(&names) {
         let size = std::fs::metadata(registry.dir().join(&f.file))
             .map(|m| tfci_cli::format_bytes(m.len()))
             .unwrap_or_else(|_| "missing".into());
@@ -93,15 +99,13 @@ fn list_models(registry: &codec_core::model::Registry) {
                 })
                 .unwrap_or_default(),
         };
-        println!(
-            "{:<40} {:>6}  {:<22} {:>9}  {trained}",
-            format!("{}-[1-{}]", f.family, f.levels),
-            f.levels,
-            f.architecture,
-            size
-        );
+        println!("{name:<w$}  {:<20} {size:>9}  {trained}", f.architecture);
     }
-    println!("from {}", registry.dir().display());
+    let dir = registry.dir();
+    println!(
+        "from {}",
+        dir.canonicalize().as_deref().unwrap_or(dir).display()
+    );
 }
 
 fn main() -> ExitCode {
