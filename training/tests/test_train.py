@@ -173,3 +173,15 @@ def test_cli_entry_point(tmp_path, data_dir):
                         "--out", str(tmp_path / "r")],
                        cwd=training_dir, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Kodak is evaluation-only" in r.stderr
+
+
+def test_msssim_families_warm_up_on_mse(tmp_path, data_dir):
+    fam = "bmshj2018-factorized-msssim"
+    out = tmp_path / "run"
+    run(["--family", fam, "b2018-gdn-128", "--data", data_dir, "--steps", 4, "--mse-warmup", 0.5,
+         "--out", out, "--no-export", *TINY])
+    recs = [json.loads(line) for line in open(out / "log.jsonl") if "loss" in line]
+    warm = [(r["family"], r["step"], r["mse_warmup"]) for r in recs]
+    assert warm == [(f, s, f == fam and s <= 2) for s in (1, 2, 3, 4) for f in (fam, "b2018-gdn-128")]
+    # Both losses stay finite across the switch.
+    assert all(np.isfinite(r["dist"]) for r in recs)

@@ -411,10 +411,10 @@ def main(argv=None) -> int:
                 break
         lr = lr_at(step, args.steps, args.lr, args.lr_min, args.decay_frac)
         stats = []
+        warmup = step < int(round(args.mse_warmup * args.steps))
         for tr in trainers:
             level = int(torch.randint(1, tr.levels + 1, (1,), generator=level_gen))
             x = sampler.sample(args.batch)
-            warmup = step < int(round(args.mse_warmup * args.steps))
             stats.append((tr, level, tr.step(x, level, lr, warmup)))
         step += 1
         steps_this_run += 1
@@ -431,6 +431,7 @@ def main(argv=None) -> int:
                       f"bpp {v['bpp']:.4f} dist {v['dist']:.5f} aux {v['aux']:.2f} lr {lr:.2e} "
                       f"{its:.2f} it/s", flush=True)
                 _log(args.out, {"family": tr.family, "step": step, "level": level, "lr": lr,
+                                "mse_warmup": warmup and tr.metric == "ms-ssim",
                                 "steps_per_s": round(its, 4), "time_s": round(now - t_start, 2), **v})
                 if not math.isfinite(v["loss"]):
                     raise SystemExit(f"{tr.family}: non-finite loss at step {step}; stopping "
