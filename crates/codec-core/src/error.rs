@@ -2,6 +2,7 @@
 
 use crate::container::ContainerError;
 use crate::entropy::EntropyError;
+use crate::gpu::GpuError;
 use crate::model::ModelError;
 
 /// Anything that can go wrong compressing or decompressing.
@@ -33,6 +34,8 @@ pub enum Error {
     },
     #[error("invalid .tfci file: {0}")]
     Shape(String),
+    #[error(transparent)]
+    Gpu(GpuError),
 }
 
 /// Result alias of the crate.
