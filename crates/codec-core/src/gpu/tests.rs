@@ -16,7 +16,8 @@ use crate::tensor::Tensor;
 pub(crate) fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
     match CTX.get_or_init(|| {
-        GpuContext::open(None, true)
+        let wanted = std::env::var("TFCI_TEST_ADAPTER").ok();
+        GpuContext::open(wanted.as_deref().filter(|s| !s.is_empty()), true)
             .map(Arc::new)
             .map_err(|e| e.to_string())
     }) {
