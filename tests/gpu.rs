@@ -176,3 +176,37 @@ fn decompress_with_a_backend_matches_the_cpu() {
     assert!(notes.is_empty(), "{notes:?}");
     assert!(max_diff(&cpu, &img) <= 2);
 }
+
+#[test]
+fn a_lost_device_falls_back_to_the_cpu_and_says_so() {
+    if gpu().is_none() {
+        return;
+    }
+    // A device of its own, destroyed mid-way (what a driver reset looks like to wgpu).
+    let opts = BackendOptions {
+        kind: BackendKind::Gpu,
+        adapter: std::env::var("TFCI_TEST_ADAPTER").ok(),
+    };
+    let backend = Backend::select(&opts).expect("gpu");
+    let registry = registry();
+    let entry = &registry.families()[0];
+    let family = registry.load(entry).expect("loads");
+    let cpu = Codec::new(family.clone()).expect("cpu codec");
+    let codec = Codec::with_backend(family, &backend).expect("gpu codec");
+    let image = synthetic(40, 33);
+    let limits = Limits::default();
+    let before = codec.compress(&image, 1, &limits).expect("compress");
+    assert!(codec.take_notes().is_empty());
+    backend.gpu().expect("a gpu backend").destroy();
+    let after = codec
+        .compress(&image, 1, &limits)
+        .expect("compress after device loss");
+    let notes = codec.take_notes();
+    eprintln!("notes: {notes:?}");
+    assert!(!notes.is_empty(), "the fallback must say so");
+    assert_eq!(after, cpu.compress(&image, 1, &limits).expect("cpu"));
+    // Both files decode on the CPU.
+    for bytes in [before, after] {
+        codec_core::codec::decompress(&registry, &bytes, &limits).expect("decodes");
+    }
+}

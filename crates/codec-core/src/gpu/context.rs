@@ -86,11 +86,18 @@ impl AdapterInfo {
 
 /// Why an adapter cannot run the kernels, checked against its limits rather than assumed.
 fn unusable(adapter: &wgpu::Adapter) -> Option<String> {
-    let caps = adapter.get_downlevel_capabilities();
-    if !caps.flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS) {
+    let compute = adapter
+        .get_downlevel_capabilities()
+        .flags
+        .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+    unusable_reason(compute, &adapter.limits())
+}
+
+/// [`unusable`] on plain values, so the check is testable without such an adapter.
+pub(crate) fn unusable_reason(compute: bool, l: &wgpu::Limits) -> Option<String> {
+    if !compute {
         return Some("no compute shaders".into());
     }
-    let l = adapter.limits();
     if l.max_compute_workgroup_storage_size < WORKGROUP_STORAGE {
         return Some(format!(
             "{} bytes of workgroup memory, the kernels need {WORKGROUP_STORAGE}",
@@ -238,6 +245,12 @@ impl GpuContext {
     /// The adapter the device runs on.
     pub fn info(&self) -> &AdapterInfo {
         &self.info
+    }
+
+    /// Destroys the device now, releasing its memory. Later work on it fails with a typed error
+    /// (and a [`crate::Codec`] falls back to the CPU, saying so); the tests use it as device loss.
+    pub fn destroy(&self) {
+        self.device.destroy();
     }
 
     /// Whether an earlier failure disabled this device.

@@ -527,9 +527,11 @@ impl GpuNet {
                 submission_index: Some(index),
                 timeout: Some(ctx.timeout),
             })
-            .map_err(|e| match e {
-                wgpu::PollError::Timeout => GpuError::Timeout(ctx.timeout.as_secs()),
-                other => GpuError::DeviceLost(other.to_string()),
+            .map_err(|e| match (ctx.check(), e) {
+                // Prefer the device-lost callback's reason to the poll's symptom.
+                (Err(lost), _) => lost,
+                (Ok(()), wgpu::PollError::Timeout) => GpuError::Timeout(ctx.timeout.as_secs()),
+                (Ok(()), other) => GpuError::DeviceLost(other.to_string()),
             })?;
         match rx.recv_timeout(ctx.timeout) {
             Ok(Ok(())) => {}

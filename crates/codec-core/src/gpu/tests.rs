@@ -397,3 +397,39 @@ fn bad_input_is_an_error_not_a_panic() {
     let out = g.forward(&Tensor::zeros(3, 0, 5)).unwrap();
     assert_eq!(out.data.len(), 0);
 }
+
+#[test]
+fn device_loss_is_an_error_not_a_panic_or_a_hang() {
+    let Some(_) = gpu() else { return };
+    // A device of its own: the shared one must survive.
+    let ctx = Arc::new(GpuContext::open(None, true).unwrap());
+    let mut rng = Rng::new(8);
+    let net = Net {
+        name: "conv".into(),
+        layers: vec![conv(&mut rng, 3, 8, 3, 1, false)],
+    };
+    let g = GpuNet::prepare(&ctx, &net).unwrap();
+    let x = Tensor::from_vec(3, 9, 9, rng.vec(3 * 81, 1.0));
+    assert!(g.forward(&x).is_ok());
+    ctx.destroy();
+    let r = g.forward(&x);
+    eprintln!("after destroy: {r:?}");
+    assert!(r.is_err(), "a destroyed device returned a result");
+}
+
+#[test]
+fn adapter_limits_are_checked_not_assumed() {
+    // WebGL2-class limits: no compute at all.
+    let why = super::context::unusable_reason(true, &wgpu::Limits::downlevel_webgl2_defaults());
+    assert!(why.is_some());
+    assert!(super::context::unusable_reason(false, &wgpu::Limits::default()).is_some());
+    // The WebGPU defaults and the downlevel defaults are enough for every kernel.
+    assert_eq!(
+        super::context::unusable_reason(true, &wgpu::Limits::default()),
+        None
+    );
+    assert_eq!(
+        super::context::unusable_reason(true, &wgpu::Limits::downlevel_defaults()),
+        None
+    );
+}
