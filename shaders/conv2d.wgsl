@@ -62,21 +62,26 @@ fn main(
     for (var c0 = 0u; c0 < p.cin; c0 += p.ck) {
         let cn = min(p.ck, p.cin - c0);
         workgroupBarrier();
-        for (var t = li; t < cn * parea; t += 64u) {
-            let cc = t / parea;
-            let r = t % parea;
-            let iy = iy0 + i32(r / pw);
-            let ix = ix0 + i32(r % pw);
-            var v = 0.0;
-            if (iy >= 0 && ix >= 0 && u32(iy) < p.h && u32(ix) < p.w) {
-                v = x[((c0 + cc) * p.h + u32(iy)) * p.w + u32(ix)];
+        // Row by row with the 8x8 invocation grid: no integer division (slow where it is
+        // emulated, as on CPU drivers).
+        for (var cc = 0u; cc < cn; cc++) {
+            for (var py = lid.y; py < pw; py += 8u) {
+                let iy = iy0 + i32(py);
+                let row_ok = iy >= 0 && u32(iy) < p.h;
+                let src = ((c0 + cc) * p.h + u32(max(iy, 0))) * p.w;
+                for (var px = lid.x; px < pw; px += 8u) {
+                    let ix = ix0 + i32(px);
+                    var v = 0.0;
+                    if (row_ok && ix >= 0 && u32(ix) < p.w) {
+                        v = x[src + u32(ix)];
+                    }
+                    sx[cc * parea + py * pw + px] = v;
+                }
             }
-            sx[t] = v;
         }
+        // sw[(cc * kk + tap) * 2 + half] = wt[((c0 + cc) * kk + tap) * cpad4 + cg * 2 + half].
         for (var t = li; t < cn * kk * 2u; t += 64u) {
-            let half = t % 2u;
-            let r = t / 2u;
-            sw[t] = wt[((c0 + r / kk) * kk + r % kk) * cpad4 + cg * 2u + half];
+            sw[t] = wt[(c0 * kk + t / 2u) * cpad4 + cg * 2u + t % 2u];
         }
         workgroupBarrier();
         for (var cc = 0u; cc < cn; cc++) {

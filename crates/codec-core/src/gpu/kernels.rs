@@ -9,6 +9,14 @@ pub(crate) const SHADERS: &[(&str, &str)] = &[
         "conv_transpose2d",
         include_str!("../../../../shaders/conv_transpose2d.wgsl"),
     ),
+    (
+        "conv2d_x4",
+        include_str!("../../../../shaders/conv2d_x4.wgsl"),
+    ),
+    (
+        "conv_transpose2d_x4",
+        include_str!("../../../../shaders/conv_transpose2d_x4.wgsl"),
+    ),
     ("gdn", include_str!("../../../../shaders/gdn.wgsl")),
     (
         "leaky_relu",
@@ -20,6 +28,9 @@ pub(crate) const SHADERS: &[(&str, &str)] = &[
 pub(crate) struct Kernels {
     pub conv: wgpu::ComputePipeline,
     pub deconv: wgpu::ComputePipeline,
+    /// 2x2 output pixels per invocation.
+    pub conv_x4: wgpu::ComputePipeline,
+    pub deconv_x4: wgpu::ComputePipeline,
     pub gdn: wgpu::ComputePipeline,
     pub leaky: wgpu::ComputePipeline,
 }
@@ -50,6 +61,8 @@ impl Kernels {
         let kernels = Kernels {
             conv: next()?,
             deconv: next()?,
+            conv_x4: next()?,
+            deconv_x4: next()?,
             gdn: next()?,
             leaky: next()?,
         };

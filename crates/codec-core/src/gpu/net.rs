@@ -14,10 +14,15 @@ use crate::tensor::Tensor;
 const TILE: usize = 8;
 /// Output channels per workgroup.
 const COUT_TILE: usize = 8;
-/// Floats of staged input, and of staged weights, per workgroup (see conv2d.wgsl).
+/// Output pixels per workgroup side of the 2x2-per-invocation kernels.
+const TILE_X4: usize = 16;
+/// Floats of staged input, and of staged weights, per workgroup (see conv2d.wgsl and
+/// conv2d_x4.wgsl, which trade weight space for a larger input patch).
 const STAGE_IN: usize = 2040;
 const STAGE_W: usize = 2040;
-/// Pixels per GDN workgroup.
+const STAGE_IN_X4: usize = 3060;
+const STAGE_W_X4: usize = 1020;
+/// Pixels per GDN invocation row (the workgroup covers 4 x this many).
 const GDN_PIXELS: usize = 64;
 /// Default cap on one activation buffer, below the adapter's own limit: two of them are live.
 const DEFAULT_BUDGET: u64 = 256 << 20;
@@ -28,6 +33,8 @@ enum Op {
         conv: ConvShape,
         /// LeakyReLU fused into the epilogue.
         slope: Option<f32>,
+        /// Runs on the 2x2-pixels-per-invocation kernel (see [`ConvShape::x4`]).
+        x4: bool,
         weight: wgpu::Buffer,
         bias: wgpu::Buffer,
     },
@@ -60,10 +67,21 @@ impl ConvShape {
         }
     }
 
+    /// Whether the 2x2-pixels-per-invocation kernel runs this layer: it does whenever its
+    /// 16x16 tile's patch fits the staging memory (all but the 9x9 stride-4 plain conv).
+    fn x4(&self) -> bool {
+        self.chunk_for(true) > 0
+    }
+
     /// Side of the input patch one workgroup stages.
-    fn patch(&self) -> usize {
-        let (t, k, s) = (TILE, self.k, self.stride);
-        if self.transposed {
+    fn patch_for(&self, x4: bool) -> usize {
+        let t = if x4 { TILE_X4 } else { TILE };
+        let (k, s) = (self.k, self.stride);
+        if self.transposed && x4 {
+            // One phase over a 16x16 block of the input grid (conv_transpose2d_x4.wgsl).
+            let (p, k, s) = ((k / 2) as isize, k as isize, s as isize);
+            (16 + (s - 1 + p) / s - (p + 1 - k).div_euclid(s)) as usize
+        } else if self.transposed {
             (t - 1 + k - 1).div_ceil(s) + 1
         } else {
             (t - 1) * s + k
@@ -71,12 +89,15 @@ impl ConvShape {
     }
 
     /// Input channels staged per step.
-    fn chunk(&self) -> usize {
-        let area = self.patch() * self.patch();
+    fn chunk_for(&self, x4: bool) -> usize {
+        let area = self.patch_for(x4).pow(2);
         let kk = self.k * self.k;
-        self.cin
-            .min(STAGE_IN / area)
-            .min(STAGE_W / (COUT_TILE * kk))
+        let (sin, sw) = if x4 {
+            (STAGE_IN_X4, STAGE_W_X4)
+        } else {
+            (STAGE_IN, STAGE_W)
+        };
+        self.cin.min(sin / area).min(sw / (COUT_TILE * kk))
     }
 }
 
@@ -184,7 +205,7 @@ impl GpuNet {
                             stride: c.stride,
                             transposed: c.transposed,
                         };
-                        if c.k % 2 == 0 || c.stride == 0 || shape.chunk() == 0 {
+                        if c.k % 2 == 0 || c.stride == 0 || shape.chunk_for(false) == 0 {
                             return Err(GpuError::Unsupported(format!(
                                 "{}: conv k={} stride={}",
                                 net.name, c.k, c.stride
@@ -201,6 +222,7 @@ impl GpuNet {
                         Op::Conv {
                             conv: shape,
                             slope,
+                            x4: shape.x4(),
                             weight: storage(ctx, "weight", &repack_conv(c)),
                             bias: storage(ctx, "bias", &bias),
                         }
@@ -243,6 +265,17 @@ impl GpuNet {
         })
     }
 
+    /// Runs every convolution on the one-pixel-per-invocation kernels (the fallback the 2x2
+    /// kernels normally hide), so the tests cover both.
+    #[cfg(test)]
+    pub(crate) fn single_pixel_kernels(&mut self) {
+        for op in &mut self.ops {
+            if let Op::Conv { x4, .. } = op {
+                *x4 = false;
+            }
+        }
+    }
+
     /// The device this net runs on.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
@@ -279,7 +312,7 @@ impl GpuNet {
         let groups_ok = shapes.iter().all(|&(c, h, w)| {
             w.div_ceil(TILE) <= max_groups
                 && h.div_ceil(TILE) <= max_groups
-                && c.div_ceil(COUT_TILE) <= max_groups
+                && c.div_ceil(COUT_TILE) * 16 <= max_groups
                 && (h * w).div_ceil(GDN_PIXELS) <= max_groups
         });
         bytes_ok && groups_ok
@@ -424,6 +457,7 @@ impl GpuNet {
             Op::Conv {
                 conv,
                 slope,
+                x4,
                 weight,
                 bias,
             } => {
@@ -438,8 +472,8 @@ impl GpuNet {
                     u(conv.k)?,
                     u(conv.stride)?,
                     u(conv.k / 2)?,
-                    u(conv.chunk())?,
-                    u(conv.patch())?,
+                    u(conv.chunk_for(*x4))?,
+                    u(conv.patch_for(*x4))?,
                     u32::from(slope.is_some()),
                     slope.unwrap_or(0.0).to_bits(),
                     0,
@@ -447,17 +481,25 @@ impl GpuNet {
                     0,
                 ];
                 ctx.queue.write_buffer(params, 0, bytemuck::cast_slice(&p));
-                let pipe = if conv.transposed { &k.deconv } else { &k.conv };
-                (
-                    pipe,
-                    vec![src, weight, bias, dst],
-                    [
-                        ow.div_ceil(TILE),
-                        oh.div_ceil(TILE),
-                        conv.cout.div_ceil(COUT_TILE),
-                    ],
-                    false,
-                )
+                let groups = conv.cout.div_ceil(COUT_TILE);
+                let (pipe, grid) = match (conv.transposed, *x4) {
+                    (false, false) => (&k.conv, [ow.div_ceil(TILE), oh.div_ceil(TILE), groups]),
+                    (true, false) => (&k.deconv, [ow.div_ceil(TILE), oh.div_ceil(TILE), groups]),
+                    (false, true) => (
+                        &k.conv_x4,
+                        [ow.div_ceil(TILE_X4), oh.div_ceil(TILE_X4), groups],
+                    ),
+                    // One workgroup per phase and 16x16 block of the input grid.
+                    (true, true) => (
+                        &k.deconv_x4,
+                        [
+                            w.div_ceil(TILE_X4),
+                            h.div_ceil(TILE_X4),
+                            groups * conv.stride * conv.stride,
+                        ],
+                    ),
+                };
+                (pipe, vec![src, weight, bias, dst], grid, false)
             }
             Op::Gdn {
                 c: gc,
@@ -470,7 +512,7 @@ impl GpuNet {
                 (
                     &k.gdn,
                     vec![src, beta, gamma, dst],
-                    [(h * w).div_ceil(GDN_PIXELS), gc.div_ceil(COUT_TILE), 1],
+                    [(h * w).div_ceil(GDN_PIXELS * 4), gc.div_ceil(COUT_TILE), 1],
                     false,
                 )
             }

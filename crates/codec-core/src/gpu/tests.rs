@@ -111,12 +111,19 @@ pub(crate) fn rel_err(gpu: &Tensor, cpu: &Tensor) -> f32 {
     diff / scale
 }
 
+/// Both kernel variants (2x2 and one pixel per invocation) against the CPU op.
 fn check(ctx: &Arc<GpuContext>, net: &Net, x: &Tensor, what: &str) -> f32 {
-    let gpu = GpuNet::prepare(ctx, net).unwrap().forward(x).unwrap();
     let cpu = CpuNet::prepare(net, Math::Fast).forward(x);
-    let e = rel_err(&gpu, &cpu);
+    let mut g = GpuNet::prepare(ctx, net).unwrap();
+    let e = rel_err(&g.forward(x).unwrap(), &cpu);
     assert!(e <= 1e-4, "{what}: relative error {e:e}");
-    e
+    g.single_pixel_kernels();
+    let e1 = rel_err(&g.forward(x).unwrap(), &cpu);
+    assert!(
+        e1 <= 1e-4,
+        "{what} (one pixel per invocation): relative error {e1:e}"
+    );
+    e.max(e1)
 }
 
 #[test]
