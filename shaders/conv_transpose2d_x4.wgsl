@@ -86,6 +86,10 @@ fn main(
     let ix0 = i32(mx0) + floor_div(pad - i32(k) + 1, s);
     let ky0 = (ry + p.pad) % su;
     let kx0 = (rx + p.pad) % su;
+    // Taps of this phase per axis.
+    let nty = (k - ky0 + su - 1u) / su;
+    let ntx = (k - kx0 + su - 1u) / su;
+    let nt = nty * ntx;
     let my = my0 + lid.y;
     let mx = mx0 + lid.x;
     var a00 = vec4<f32>(0.0);
@@ -116,21 +120,27 @@ fn main(
                 }
             }
         }
-        // sw[(cc * kk + tap) * 2 + half] = wt[((c0 + cc) * kk + tap) * cpad4 + cg * 2 + half].
-        for (var t = li; t < cn * kk * 2u; t += 64u) {
-            sw[t] = wt[(c0 * kk + t / 2u) * cpad4 + cg * 2u + t % 2u];
+        // Only this phase's taps: sw[((cc * nty + ty) * ntx + tx) * 2 + half] holds kernel tap
+        // (ky0 + ty * s, kx0 + tx * s), so a chunk holds several times more channels.
+        for (var t = li; t < cn * nt * 2u; t += 64u) {
+            let r = t / 2u;
+            let q = r % nt;
+            let tap = (ky0 + (q / ntx) * su) * k + kx0 + (q % ntx) * su;
+            sw[t] = wt[((c0 + r / nt) * kk + tap) * cpad4 + cg * 2u + t % 2u];
         }
         workgroupBarrier();
         for (var cc = 0u; cc < cn; cc++) {
-            for (var ky = ky0; ky < k; ky += su) {
+            for (var ty = 0u; ty < nty; ty++) {
+                let ky = ky0 + ty * su;
                 let iy = i32(my) + (i32(ry) + pad - i32(ky)) / s;
                 let r0 = cc * parea + u32(iy - iy0) * pw;
-                let wrow = (cc * kk + ky * k) * 2u;
-                for (var kx = kx0; kx < k; kx += su) {
+                let wrow = (cc * nt + ty * ntx) * 2u;
+                for (var tx = 0u; tx < ntx; tx++) {
+                    let kx = kx0 + tx * su;
                     let ix = i32(mx) + (i32(rx) + pad - i32(kx)) / s;
                     let c = r0 + u32(ix - ix0);
-                    let w0 = sw[wrow + kx * 2u];
-                    let w1 = sw[wrow + kx * 2u + 1u];
+                    let w0 = sw[wrow + tx * 2u];
+                    let w1 = sw[wrow + tx * 2u + 1u];
                     let v00 = sx[c];
                     let v01 = sx[c + 8u];
                     let v10 = sx[c + 8u * pw];

@@ -91,7 +91,12 @@ impl ConvShape {
     /// Input channels staged per step.
     fn chunk_for(&self, x4: bool) -> usize {
         let area = self.patch_for(x4).pow(2);
-        let kk = self.k * self.k;
+        // The transposed 2x2 kernel stages only one phase's taps, at most ceil(k / s) per axis.
+        let kk = if self.transposed && x4 {
+            self.k.div_ceil(self.stride).pow(2)
+        } else {
+            self.k * self.k
+        };
         let (sin, sw) = if x4 {
             (STAGE_IN_X4, STAGE_W_X4)
         } else {
