@@ -5,7 +5,8 @@
 //! adapter). GPU times are wall times of `GpuNet::forward`, upload and readback included, because
 //! that is what the codec pays. Usage:
 //! `cargo bench -p codec-core --bench gpu -- [--out FILE] [--adapter SUBSTRING] [--image PNG]
-//!  [--models DIR] [--runs 3] [--warmup 1] [--skip-e2e]`
+//!  [--models DIR] [--runs 3] [--warmup 1] [--skip-e2e]` (relative paths from the workspace root;
+//! the image defaults to `../shared/data/kodak/kodim01.png`, else a synthetic 768x512 one).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,10 +47,11 @@ fn parse_args() -> Result<Args, String> {
     while let Some(k) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{k} needs a value"));
         match k.as_str() {
-            "--out" => a.out = Some(val()?.into()),
+            // Relative to the workspace root: cargo runs benches in the crate's folder.
+            "--out" => a.out = Some(root.join(val()?)),
             "--adapter" => a.adapter = Some(val()?).filter(|s| !s.is_empty()),
-            "--image" => a.image = Some(val()?.into()),
-            "--models" => a.models = val()?.into(),
+            "--image" => a.image = Some(root.join(val()?)),
+            "--models" => a.models = root.join(val()?),
             "--runs" => a.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--skip-e2e" => a.e2e = false,
