@@ -210,3 +210,72 @@ fn a_lost_device_falls_back_to_the_cpu_and_says_so() {
         codec_core::codec::decompress(&registry, &bytes, &limits).expect("decodes");
     }
 }
+
+/// A fresh GPU backend of its own (its settings must not leak into the other tests).
+fn own_gpu() -> Option<Backend> {
+    gpu()?;
+    let opts = BackendOptions {
+        kind: BackendKind::Gpu,
+        adapter: std::env::var("TFCI_TEST_ADAPTER").ok(),
+    };
+    Some(Backend::select(&opts).expect("gpu"))
+}
+
+#[test]
+fn tiled_codec_writes_the_same_file_as_untiled() {
+    let Some(whole) = gpu() else { return };
+    let Some(tiled) = own_gpu() else { return };
+    // 1 MiB per activation: several tiles for every g_a and g_s at this size.
+    tiled.gpu().expect("gpu").set_tile_budget(1 << 20);
+    let registry = registry();
+    let image = synthetic(256, 192);
+    let limits = Limits::default();
+    for entry in registry.families() {
+        let family = registry.load(entry).expect("loads");
+        let a = Codec::with_backend(family.clone(), &whole).expect("codec");
+        let b = Codec::with_backend(family, &tiled).expect("codec");
+        let fa = a.compress(&image, 1, &limits).expect("compress");
+        let fb = b.compress(&image, 1, &limits).expect("compress");
+        assert_eq!(
+            fa, fb,
+            "{}: tiled g_a/h_a wrote a different file",
+            entry.family
+        );
+        let packed = Packed::from_bytes(&fa).expect("parse");
+        let da = a
+            .decompress_packed(&packed, 1, &limits)
+            .expect("decompress");
+        let db = b
+            .decompress_packed(&packed, 1, &limits)
+            .expect("decompress");
+        assert_eq!(da, db, "{}: tiled g_s differs", entry.family);
+        let notes = [a.take_notes(), b.take_notes()];
+        assert!(
+            notes.iter().all(Vec::is_empty),
+            "{}: {notes:?}",
+            entry.family
+        );
+    }
+}
+
+/// 50 megapixels through the default tiling. Far too slow for lavapipe in CI; run it by hand on a
+/// real GPU: `cargo test -p tfci-tests --test gpu -- --ignored fifty`.
+#[test]
+#[ignore]
+fn fifty_megapixels_compress_and_decompress() {
+    let Some(gpu) = gpu() else { return };
+    let registry = registry();
+    let image = synthetic(8660, 5774);
+    let limits = Limits::default();
+    let entry = &registry.families()[0];
+    let codec = Codec::with_backend(registry.load(entry).expect("loads"), &gpu).expect("codec");
+    let t = Instant::now();
+    let bytes = codec.compress(&image, 1, &limits).expect("compress");
+    let packed = Packed::from_bytes(&bytes).expect("parse");
+    let out = codec
+        .decompress_packed(&packed, 1, &limits)
+        .expect("decompress");
+    assert_eq!((out.width, out.height), (image.width, image.height));
+    assert!(codec.take_notes().is_empty(), "fell back to the CPU");
+    eprintln!("50 Mpx: {} bytes in {:.1?}", bytes.len(), t.elapsed());
+}

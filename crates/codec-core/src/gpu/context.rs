@@ -1,6 +1,6 @@
 //! Adapter enumeration and choice, the device, and error capture.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -150,6 +150,8 @@ pub struct GpuContext {
     lost: Arc<Mutex<Option<String>>>,
     /// Set after the first failure: later work goes straight to the fallback.
     failed: AtomicBool,
+    /// Cap on one activation buffer of a tile, 0 for the default (see [`GpuContext::set_tile_budget`]).
+    tile_budget: AtomicU64,
     /// How long one submission may take before it counts as a hang.
     pub(crate) timeout: Duration,
 }
@@ -238,6 +240,7 @@ impl GpuContext {
             uncaptured,
             lost,
             failed: AtomicBool::new(false),
+            tile_budget: AtomicU64::new(0),
             timeout: Duration::from_secs(600),
         })
     }
@@ -251,6 +254,16 @@ impl GpuContext {
     /// (and a [`crate::Codec`] falls back to the CPU, saying so); the tests use it as device loss.
     pub fn destroy(&self) {
         self.device.destroy();
+    }
+
+    /// Caps one activation buffer (hence the tile size) of every net on this device at `bytes`;
+    /// never above the adapter's binding limit. Smaller tiles bound GPU memory more tightly.
+    pub fn set_tile_budget(&self, bytes: u64) {
+        self.tile_budget.store(bytes.max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn tile_budget(&self) -> Option<u64> {
+        Some(self.tile_budget.load(Ordering::Relaxed)).filter(|&b| b > 0)
     }
 
     /// Whether an earlier failure disabled this device.

@@ -124,7 +124,8 @@ pub struct GpuNet {
     geometry: Geometry,
     cin: usize,
     /// Largest activation buffer a tile may use.
-    pub(crate) budget: u64,
+    /// Per-net override of the context's tile budget (tests).
+    budget: Option<u64>,
     scratch: Mutex<Scratch>,
 }
 
@@ -133,7 +134,7 @@ impl std::fmt::Debug for GpuNet {
         f.debug_struct("GpuNet")
             .field("name", &self.name)
             .field("adapter", &self.ctx.info().name)
-            .field("budget", &self.budget)
+            .field("budget", &self.budget())
             .finish_non_exhaustive()
     }
 }
@@ -265,7 +266,7 @@ impl GpuNet {
             params,
             geometry: Geometry::of(net),
             cin,
-            budget: DEFAULT_BUDGET.min(ctx.max_binding()),
+            budget: None,
             scratch: Mutex::new(Scratch::default()),
         })
     }
@@ -289,7 +290,15 @@ impl GpuNet {
     /// Caps one activation buffer at `bytes` (never above the adapter's binding limit), which
     /// decides the tile size; tests use it to force many tiles on small images.
     pub fn set_tile_budget(&mut self, bytes: u64) {
-        self.budget = bytes.min(self.ctx.max_binding());
+        self.budget = Some(bytes);
+    }
+
+    /// The largest activation buffer one tile may use.
+    pub(crate) fn budget(&self) -> u64 {
+        self.budget
+            .or(self.ctx.tile_budget())
+            .unwrap_or(DEFAULT_BUDGET)
+            .min(self.ctx.max_binding())
     }
 
     /// Shapes of the input and of every op's output for an `h x w` input.
@@ -311,9 +320,10 @@ impl GpuNet {
     pub(crate) fn fits(&self, h: usize, w: usize) -> bool {
         let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let shapes = self.shapes(h, w);
+        let budget = self.budget();
         let bytes_ok = shapes
             .iter()
-            .all(|&(c, h, w)| ((c * h * w * 4) as u64) <= self.budget);
+            .all(|&(c, h, w)| ((c * h * w * 4) as u64) <= budget);
         let groups_ok = shapes.iter().all(|&(c, h, w)| {
             w.div_ceil(TILE) <= max_groups
                 && h.div_ceil(TILE) <= max_groups
@@ -333,20 +343,17 @@ impl GpuNet {
         }
         let g = self.geometry;
         let Some(core) = tiling::core_size(x.h, x.w, g, |h, w| self.fits(h, w)) else {
+            // Report the largest activation of the smallest tile (one core plus its halos).
+            let side = g.down + 2 * g.halo;
             let (c, h, w) = self
-                .shapes(g.down, g.down)
+                .shapes(side.min(x.h), side.min(x.w))
                 .into_iter()
-                .fold((0, 0, 0), |a, s| {
-                    if s.0 * s.1 * s.2 > a.0 * a.1 * a.2 {
-                        s
-                    } else {
-                        a
-                    }
-                });
+                .max_by_key(|s| s.0 * s.1 * s.2)
+                .unwrap_or((0, 0, 0));
             return Err(GpuError::TooLarge {
                 what: format!("{}: a {c}x{h}x{w} activation", self.name),
                 needed: (c * h * w * 4) as u64,
-                limit: self.budget,
+                limit: self.budget(),
             });
         };
         if core >= x.h.max(x.w) {

@@ -347,7 +347,7 @@ fn a_50_megapixel_image_is_planned_within_the_binding_limit() {
     eprintln!(
         "50 Mpx: {} tiles of core {core} under a {} byte budget",
         tiles.len(),
-        gnet.budget
+        gnet.budget()
     );
 }
 
