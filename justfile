@@ -18,8 +18,7 @@ lint:
 test:
     cargo test --workspace
 
-# The GPU tests only (kernels vs the CPU ops, tiling, models, cross-backend matrix); they skip
-# without a wgpu adapter unless CI=true. `adapter` picks one by name substring.
+# Only the GPU tests (skipped without a wgpu adapter unless CI=true); `adapter` = name substring.
 test-gpu adapter="":
     TFCI_TEST_ADAPTER="{{adapter}}" cargo test -p codec-core --lib gpu::
     TFCI_TEST_ADAPTER="{{adapter}}" cargo test -p tfci-tests --test gpu
