@@ -18,6 +18,15 @@ lint:
 test:
     cargo test --workspace
 
+# Only the GPU tests (skipped without a wgpu adapter unless CI=true); `adapter` = name substring.
+test-gpu adapter="":
+    TFCI_TEST_ADAPTER="{{adapter}}" cargo test -p codec-core --lib gpu::
+    TFCI_TEST_ADAPTER="{{adapter}}" cargo test -p tfci-tests --test gpu
+
+# GPU vs CPU backend timings, per kernel and end to end (JSON on stdout, also written to `out`).
+bench out="target/bench-gpu.json" adapter="":
+    cargo bench -p codec-core --bench gpu -- --out {{out}} --adapter "{{adapter}}"
+
 # Compress and decompress one Kodak image with a shipped model.
 demo model="b2018-gdn-128-3" image="../shared/data/kodak/kodim01.png":
     cargo run --release -q -p tfci-enc -- compress {{model}} {{image}} target/demo.tfci

@@ -4,12 +4,16 @@
 //! Everything that decides a probability table runs on [`Math::Exact`]: the `z` medians are static,
 //! `z_hat` is an integer plus a median, and `h_s`'s body and scale half are the fixed-order FMA-free
 //! kernel, so the scale indexes are bit-identical on every machine. The transforms and the means run
-//! on [`Math::Fast`]: drift there moves pixels, never the parse.
+//! on [`Math::Fast`] or on the GPU ([`crate::backend`]): drift there moves pixels, never the parse.
 
+use std::sync::{Mutex, OnceLock};
+
+use crate::backend::Backend;
 use crate::container::{Packed, Value};
 use crate::cpu::{CpuNet, Math};
 use crate::entropy::{self, CdfTables, RowMap};
 use crate::error::{Error, Result};
+use crate::gpu::{GpuError, GpuNet};
 use crate::image::RgbImage;
 use crate::model::graph::{Conv, Layer, Net};
 use crate::model::{Architecture, CdfRows, Family, Tables};
@@ -101,13 +105,13 @@ pub struct Decoded {
 /// The hyperprior half of `mbt2018-mean`.
 #[derive(Debug)]
 struct Hyper {
-    h_a: CpuNet,
+    h_a: Transform,
     /// `h_s` without its last conv (Exact).
     h_s_body: CpuNet,
     /// The scale rows `[0, M)` of `h_s`'s last conv (Exact).
     h_s_scales: CpuNet,
     /// The mean rows `[M, 2M)` of `h_s`'s last conv (Fast).
-    h_s_means: CpuNet,
+    h_s_means: Transform,
     z_tables: CdfTables,
     z_medians: Vec<f32>,
     y_tables: CdfTables,
@@ -118,9 +122,77 @@ struct Hyper {
 #[derive(Debug)]
 pub struct Codec {
     family: Family,
-    g_a: CpuNet,
-    g_s: CpuNet,
+    g_a: Transform,
+    g_s: Transform,
     prior: Prior,
+    backend: Backend,
+    /// Fallbacks from the GPU to the CPU since the last [`Codec::take_notes`].
+    notes: Mutex<Vec<String>>,
+}
+
+/// A transform (`g_a`, `g_s`, `h_a`, the means of `h_s`) on the chosen backend.
+///
+/// On the GPU backend a failing device (lost, out of memory, timed out) does not fail the
+/// image: the transform reruns on the CPU (prepared on first need) and a note says so.
+#[derive(Debug)]
+struct Transform {
+    gpu: Option<GpuNet>,
+    /// The graph, kept on the GPU backend to prepare the CPU fallback lazily.
+    net: Option<Net>,
+    name: String,
+    cpu: OnceLock<CpuNet>,
+}
+
+impl Transform {
+    fn new(net: &Net, backend: &Backend) -> Result<Self> {
+        let t = match backend.gpu() {
+            Some(ctx) => Transform {
+                gpu: Some(GpuNet::prepare(ctx, net)?),
+                net: Some(net.clone()),
+                name: net.name.clone(),
+                cpu: OnceLock::new(),
+            },
+            None => {
+                let cpu = OnceLock::new();
+                let _ = cpu.set(CpuNet::prepare(net, Math::Fast));
+                Transform {
+                    gpu: None,
+                    net: None,
+                    name: net.name.clone(),
+                    cpu,
+                }
+            }
+        };
+        Ok(t)
+    }
+
+    fn cpu(&self) -> &CpuNet {
+        self.cpu.get_or_init(|| match &self.net {
+            Some(net) => CpuNet::prepare(net, Math::Fast),
+            // Unreachable: without a GPU the CPU net is prepared in `new`.
+            None => CpuNet {
+                layers: Vec::new(),
+                math: Math::Fast,
+            },
+        })
+    }
+
+    fn forward(&self, x: &Tensor, notes: &Mutex<Vec<String>>) -> Tensor {
+        if let Some(g) = self.gpu.as_ref().filter(|g| !g.context().failed()) {
+            match g.forward(x) {
+                Ok(y) => return y,
+                Err(e) => {
+                    if !matches!(e, GpuError::TooLarge { .. } | GpuError::Unsupported(_)) {
+                        g.context().mark_failed();
+                    }
+                    if let Ok(mut n) = notes.lock() {
+                        n.push(format!("{}: {e}; ran it on the CPU instead", self.name));
+                    }
+                }
+            }
+        }
+        self.cpu().forward(x)
+    }
 }
 
 /// The entropy model of `y`.
@@ -136,10 +208,16 @@ enum Prior {
 }
 
 impl Codec {
-    /// Prepares the nets and the entropy models of a family.
+    /// Prepares the nets and the entropy models of a family on the CPU backend.
     pub fn new(family: Family) -> Result<Self> {
-        let g_a = CpuNet::prepare(&family.g_a, Math::Fast);
-        let g_s = CpuNet::prepare(&family.g_s, Math::Fast);
+        Self::with_backend(family, &Backend::cpu())
+    }
+
+    /// Prepares the nets and the entropy models of a family; the transforms run on `backend`
+    /// (weights are uploaded once here), the entropy parameters always on the CPU's exact path.
+    pub fn with_backend(family: Family, backend: &Backend) -> Result<Self> {
+        let g_a = Transform::new(&family.g_a, backend)?;
+        let g_s = Transform::new(&family.g_s, backend)?;
         let prior = match &family.tables {
             Tables::Factorized { y_eb } => Prior::Factorized {
                 tables: cdf_tables(&y_eb.cdf)?,
@@ -152,10 +230,10 @@ impl Codec {
                 };
                 let (body, scales, means) = split_h_s(h_s, family.m)?;
                 let hyper = Hyper {
-                    h_a: CpuNet::prepare(h_a, Math::Fast),
+                    h_a: Transform::new(h_a, backend)?,
                     h_s_body: CpuNet::prepare(&body, Math::Exact),
                     h_s_scales: CpuNet::prepare(&scales, Math::Exact),
-                    h_s_means: CpuNet::prepare(&means, Math::Fast),
+                    h_s_means: Transform::new(&means, backend)?,
                     z_tables: cdf_tables(&z_eb.cdf)?,
                     z_medians: z_eb.medians.clone(),
                     y_tables: cdf_tables(&y_gc.cdf)?,
@@ -169,7 +247,22 @@ impl Codec {
             g_a,
             g_s,
             prior,
+            backend: backend.clone(),
+            notes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The backend the transforms run on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Takes the notes of GPU failures that fell back to the CPU (empty when none did).
+    pub fn take_notes(&self) -> Vec<String> {
+        self.notes
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
     }
 
     /// The loaded family.
@@ -272,7 +365,7 @@ impl Codec {
     ) -> Result<Latents> {
         limits.check(image.width as u64, image.height as u64)?;
         let (level, gain, _) = self.gains_for(level, rd)?;
-        let y = self.g_a.forward(&image.to_tensor());
+        let y = self.g_a.forward(&image.to_tensor(), &self.notes);
         let y_g = scale_channels(&y, &gain);
         let mut latents = Latents {
             level,
@@ -293,7 +386,7 @@ impl Codec {
                 latents.y_symbols = quantize(&y_g, |c, _| med[c]);
             }
             Prior::Hyper(h) => {
-                let z = h.h_a.forward(&y_g);
+                let z = h.h_a.forward(&y_g, &self.notes);
                 let z_symbols = quantize(&z, |c, _| h.z_medians[c]);
                 let z_hat = dequantize(&z_symbols, z.c, z.h, z.w, |c, _| h.z_medians[c]);
                 let (scales, means, indexes) = self.hyper_params(h, &z_hat, y_g.h, y_g.w);
@@ -318,7 +411,7 @@ impl Codec {
     ) -> (Tensor, Tensor, Vec<u32>) {
         let body = h.h_s_body.forward(z_hat);
         let scales = h.h_s_scales.forward(&body).crop(yh, yw);
-        let means = h.h_s_means.forward(&body).crop(yh, yw);
+        let means = h.h_s_means.forward(&body, &self.notes).crop(yh, yw);
         let indexes = scale_indexes(&scales.data, &h.scale_table);
         (scales, means, indexes)
     }
@@ -465,7 +558,10 @@ impl Codec {
 
     /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size.
     pub fn synthesize(&self, y_hat: &Tensor, x_shape: [usize; 2]) -> Tensor {
-        let mut x_hat = self.g_s.forward(y_hat).crop(x_shape[0], x_shape[1]);
+        let mut x_hat = self
+            .g_s
+            .forward(y_hat, &self.notes)
+            .crop(x_shape[0], x_shape[1]);
         x_hat.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
         x_hat
     }
@@ -502,17 +598,30 @@ impl Codec {
     }
 }
 
-/// Parses `.tfci` bytes, loads the family named in them from `registry`, and decodes the image.
+/// Parses `.tfci` bytes, loads the family named in them from `registry`, and decodes the image
+/// (on the CPU backend).
 pub fn decompress(
     registry: &crate::model::Registry,
     bytes: &[u8],
     limits: &Limits,
 ) -> Result<(RgbImage, String)> {
+    let (image, model, _) = decompress_with(registry, bytes, limits, &Backend::cpu())?;
+    Ok((image, model))
+}
+
+/// [`decompress`] with the transforms on `backend`; also returns the codec's fallback notes.
+pub fn decompress_with(
+    registry: &crate::model::Registry,
+    bytes: &[u8],
+    limits: &Limits,
+    backend: &Backend,
+) -> Result<(RgbImage, String, Vec<String>)> {
     let packed = Packed::from_bytes(bytes)?;
     let (entry, level) = resolve_packed(registry, &packed)?;
-    let codec = Codec::new(registry.load(entry)?)?;
+    let codec = Codec::with_backend(registry.load(entry)?, backend)?;
     let image = codec.decompress_packed(&packed, level, limits)?;
-    Ok((image, packed.model))
+    let notes = codec.take_notes();
+    Ok((image, packed.model, notes))
 }
 
 /// The installed family and level a parsed file names: `FAMILY-LEVEL`, or the family alone when

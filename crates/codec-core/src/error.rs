@@ -2,6 +2,7 @@
 
 use crate::container::ContainerError;
 use crate::entropy::EntropyError;
+use crate::gpu::GpuError;
 use crate::model::ModelError;
 
 /// Anything that can go wrong compressing or decompressing.
@@ -44,6 +45,8 @@ pub enum Error {
         rd: f32,
         levels: u32,
     },
+    #[error(transparent)]
+    Gpu(GpuError),
 }
 
 /// Result alias of the crate.

@@ -7,13 +7,23 @@ use crate::MODEL_DIR_ENV;
 /// Where the transforms run.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BackendChoice {
-    /// A GPU when there is one, else the CPU.
+    /// A hardware GPU when there is one, else the CPU.
     #[default]
     Auto,
-    /// A GPU adapter (wgpu), or an error.
+    /// A wgpu adapter (software ones included), or an error.
     Gpu,
     /// The native CPU path.
     Cpu,
+}
+
+impl From<BackendChoice> for codec_core::BackendKind {
+    fn from(c: BackendChoice) -> Self {
+        match c {
+            BackendChoice::Auto => Self::Auto,
+            BackendChoice::Gpu => Self::Gpu,
+            BackendChoice::Cpu => Self::Cpu,
+        }
+    }
 }
 
 /// Global flags of `tfci-enc` and `tfci-dec`.
@@ -39,7 +49,7 @@ pub struct Common {
     /// Where the transforms run (the entropy parameters are computed the same way on all)
     #[arg(long, global = true, env = "TFCI_BACKEND", value_enum, default_value_t)]
     pub backend: BackendChoice,
-    /// Use the GPU adapter whose name contains this text
+    /// Use the GPU adapter whose name contains this text (see `adapters`)
     #[arg(long, global = true, value_name = "SUBSTRING")]
     pub adapter: Option<String>,
 }

@@ -61,35 +61,58 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Loads a family and prepares it on the backend `common` asks for; says which on `-v`.
+/// Picks the backend `--backend`/`--adapter` ask for, once per command; says which on `-v`.
+pub fn select_backend(common: &Common, reporter: &Reporter) -> Result<codec_core::Backend> {
+    let opts = codec_core::BackendOptions {
+        kind: common.backend.into(),
+        adapter: common.adapter.clone(),
+    };
+    let backend = codec_core::Backend::select(&opts).context("no usable GPU backend")?;
+    reporter.info(&format!("backend {}", backend.describe()));
+    if let Some(note) = backend.note() {
+        reporter.info(note);
+    }
+    Ok(backend)
+}
+
+/// Loads a family and prepares its transforms on `backend`; says which model on `-v`.
 pub fn load_codec(
     registry: &Registry,
     entry: &codec_core::model::FamilyEntry,
-    common: &Common,
+    backend: &codec_core::Backend,
     reporter: &Reporter,
 ) -> Result<codec_core::Codec> {
     let family = registry
         .load(entry)
         .with_context(|| format!("failed loading model {}", entry.family))?;
-    match common.backend {
-        BackendChoice::Gpu => {
-            bail!("--backend gpu: this build has no GPU backend; use --backend cpu (or auto)")
-        }
-        BackendChoice::Auto | BackendChoice::Cpu => {}
-    }
-    if common.adapter.is_some() {
-        reporter.note("--adapter is ignored: the CPU backend runs");
-    }
     reporter.info(&format!(
-        "model {} ({}, file {}); backend cpu ({} threads)",
+        "model {} ({}, file {})",
         entry.family,
         entry.architecture,
         registry.dir().join(&entry.file).display(),
-        rayon_threads()
     ));
-    Ok(codec_core::Codec::new(family)?)
+    Ok(codec_core::Codec::with_backend(family, backend)?)
 }
 
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// Prints the codec's notes (a GPU transform that fell back to the CPU) on stderr.
+pub fn print_notes(codec: &codec_core::Codec, reporter: &Reporter) {
+    for note in codec.take_notes() {
+        reporter.note(&note);
+    }
+}
+
+/// `adapters`: every GPU adapter wgpu finds, best first, and whether it can run the codec.
+pub fn print_adapters() {
+    let adapters = codec_core::backend::list_adapters();
+    if adapters.is_empty() {
+        println!("no GPU adapter found (the CPU backend runs)");
+    }
+    for a in adapters {
+        let state = match (&a.unusable, a.software) {
+            (Some(why), _) => format!("unusable: {why}"),
+            (None, true) => "usable with --backend gpu (software)".to_string(),
+            (None, false) => "usable".to_string(),
+        };
+        println!("{}  [{state}]", a.describe());
+    }
 }

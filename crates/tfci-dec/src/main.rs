@@ -39,6 +39,11 @@ enum Command {
     /// Reads a .tfci file, reconstructs the image with the model it names, and writes a PNG file.
     #[command(after_help = EXAMPLES)]
     Decompress(DecompressArgs),
+    /// Lists the GPU adapters wgpu finds, best first, and whether each can run the codec.
+    #[command(
+        after_help = "Examples:\n  tfci-dec adapters\n  tfci-dec --backend gpu --adapter amd decompress kodim01.png.tfci"
+    )]
+    Adapters,
 }
 
 #[derive(clap::Args, Debug)]
@@ -63,6 +68,10 @@ struct DecompressArgs {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Decompress(args) => decompress(&cli.common, args),
+        Command::Adapters => {
+            tfci_cli::print_adapters();
+            Ok(())
+        }
     }
 }
 
@@ -79,6 +88,7 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
         Clobber::Replace
     };
     let reporter = Reporter::new(common, jobs.len());
+    let backend = tfci_cli::select_backend(common, &reporter)?;
     let mut codecs = HashMap::new();
     let mut totals = Totals {
         files: jobs.len(),
@@ -88,7 +98,7 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
     for job in &jobs {
         let result = decompress_one(
             &registry,
-            common,
+            &backend,
             &mut codecs,
             job,
             clobber,
@@ -114,7 +124,7 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
 
 fn decompress_one(
     registry: &Registry,
-    common: &Common,
+    backend: &codec_core::Backend,
     codecs: &mut HashMap<String, Codec>,
     job: &Job,
     clobber: Clobber,
@@ -130,12 +140,14 @@ fn decompress_one(
     let codec = match codecs.entry(entry.family.clone()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(tfci_cli::load_codec(registry, entry, common, reporter)?)
+            e.insert(tfci_cli::load_codec(registry, entry, backend, reporter)?)
         }
     };
     let image = codec
         .decompress_packed(&packed, level, &Limits::default())
-        .with_context(|| format!("failed decoding {}", job.input))?;
+        .with_context(|| format!("failed decoding {}", job.input));
+    tfci_cli::print_notes(codec, reporter);
+    let image = image?;
     let png = tfci_cli::png_bytes(&image)?;
     tfci_cli::write_output(&job.output, &job.input, &png, clobber, WriteGuard::NotATfci)?;
     let pixels = (image.width * image.height) as u64;

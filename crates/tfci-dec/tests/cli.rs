@@ -68,7 +68,7 @@ fn truncated_file_fails_without_output() {
 fn dec_in(dir: &Path, arch: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tfci-dec"))
         .current_dir(dir)
-        .env_remove("TFCI_BACKEND")
+        .env("TFCI_BACKEND", "cpu")
         .env("TFCI_MODEL_DIR", fixture(arch))
         .args(args)
         .output()

@@ -91,7 +91,8 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     if args.bpp_strict && args.target_bpp.is_none() {
         reporter.note("--bpp_strict is ignored without --target_bpp (as in tfci.py)");
     }
-    let codec = tfci_cli::load_codec(registry, entry, common, &reporter)?;
+    let backend = tfci_cli::select_backend(common, &reporter)?;
+    let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
     let mode = mode(&args, entry, level, &codec)?;
     let clobber = if args.no_clobber {
         Clobber::Keep
@@ -105,6 +106,7 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     };
     for job in &jobs {
         let result = compress_one(&codec, mode, &args, job, clobber, &reporter, &mut totals);
+        tfci_cli::print_notes(&codec, &reporter);
         if let Err(e) = result {
             if jobs.len() == 1 {
                 return Err(e);

@@ -205,7 +205,8 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
     };
     let (entry, level) = crate::resolve(registry, &args.model)?;
     let reporter = Reporter::new(common, 1);
-    let codec = tfci_cli::load_codec(registry, entry, common, &reporter)?;
+    let backend = tfci_cli::select_backend(common, &reporter)?;
+    let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
     let hyper = codec.has_rd_parameter();
     for t in &args.tensors {
         if !specs(hyper).any(|s| s.name == t) {
@@ -243,6 +244,7 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
         ),
     };
     let arrays = arrays(&codec, &image, &latents, &args.tensors)?;
+    tfci_cli::print_notes(&codec, &reporter);
     let npz = npz(&arrays).context("failed writing the .npz")?;
     tfci_cli::write_output(&output, &input, &npz, clobber, WriteGuard::NotAnImage)?;
     reporter.info(&format!(

@@ -52,9 +52,21 @@ enum Command {
     /// Compresses an image and dumps the given internal tensors into a NumPy .npz file.
     #[command(after_help = dump::EXAMPLES)]
     Dump(dump::Args),
+    /// Lists the GPU adapters wgpu finds, best first, and whether each can run the codec.
+    #[command(after_help = ADAPTERS_EXAMPLES)]
+    Adapters,
 }
 
+const ADAPTERS_EXAMPLES: &str = "\
+Examples:
+  tfci-enc adapters
+  tfci-enc --backend gpu --adapter nvidia compress mbt2018-mean-msssim-5 kodim01.png";
+
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Adapters = cli.command {
+        tfci_cli::print_adapters();
+        return Ok(());
+    }
     let registry = tfci_cli::open_registry(cli.common.model_dir.as_deref())?;
     match cli.command {
         Command::Compress(args) => compress::run(&registry, &cli.common, args),
@@ -64,6 +76,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tensors { model } => dump::list(&registry, &model),
         Command::Dump(args) => dump::run(&registry, &cli.common, args),
+        Command::Adapters => Ok(()),
     }
 }
 

@@ -37,9 +37,11 @@ fn dec(dir: &Path, arch: &str, args: &[&str]) -> Output {
 }
 
 fn run(mut c: Command, dir: &Path, arch: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    // The CPU backend unless a test asks otherwise: GPU parity is tests/gpu.rs's job, and probing
+    // adapters lets Mesa print its own XDG_RUNTIME_DIR complaint on headless machines.
     c.current_dir(dir)
         .env_remove("TFCI_MODEL_DIR")
-        .env_remove("TFCI_BACKEND")
+        .env("TFCI_BACKEND", "cpu")
         .arg("--model-dir")
         .arg(fixture(arch))
         .args(args)
@@ -809,4 +811,54 @@ fn dump_writes_an_npz_numpy_reads() {
         err.contains("not a tensor") || err.contains("has no tensor"),
         "{err}"
     );
+}
+
+#[test]
+fn backend_flags() {
+    let d = scratch("b2018-gdn");
+    let arch = "b2018-gdn";
+    let err = ok(&enc(
+        d.path(),
+        arch,
+        &[
+            "-v",
+            "--backend",
+            "cpu",
+            "compress",
+            "fixture-b2018-gdn-1",
+            "a.png",
+        ],
+    ));
+    assert!(err.contains("backend cpu"), "{err}");
+    let err = fails(&enc(
+        d.path(),
+        arch,
+        &[
+            "--backend",
+            "gpu",
+            "--adapter",
+            "no-such-adapter-xyz",
+            "compress",
+            "fixture-b2018-gdn-1",
+            "a.png",
+            "x.tfci",
+        ],
+    ));
+    assert!(err.contains("no usable GPU backend"), "{err}");
+    assert!(!d.path().join("x.tfci").exists());
+    let bad = enc(
+        d.path(),
+        arch,
+        &[
+            "--backend",
+            "tpu",
+            "compress",
+            "fixture-b2018-gdn-1",
+            "a.png",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2), "usage error");
+    let out = enc(d.path(), arch, &["adapters"]);
+    ok(&out);
+    assert!(!out.stdout.is_empty());
 }

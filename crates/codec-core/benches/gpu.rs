@@ -1,0 +1,299 @@
+//! GPU backend vs CPU backend, per kernel and end to end, as JSON (`just bench`).
+//!
+//! Both backends run in the same process on the same inputs, so the ratio is meaningful on the
+//! machine at hand; absolute GPU times only mean something on a real GPU (the JSON names the
+//! adapter). GPU times are wall times of `GpuNet::forward`, upload and readback included, because
+//! that is what the codec pays. Usage:
+//! `cargo bench -p codec-core --bench gpu -- [--out FILE] [--adapter SUBSTRING] [--image PNG]
+//!  [--models DIR] [--runs 3] [--warmup 1] [--skip-e2e]` (relative paths from the workspace root;
+//! the image defaults to `../shared/data/kodak/kodim01.png`, else a synthetic 768x512 one).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use codec_core::container::Packed;
+use codec_core::cpu::{CpuNet, Math};
+use codec_core::gpu::{GpuContext, GpuNet};
+use codec_core::model::graph::{Conv, Layer, Net};
+use codec_core::model::Registry;
+use codec_core::tensor::Tensor;
+use codec_core::{Backend, Codec, Limits, RgbImage};
+use serde_json::{json, Value};
+
+struct Args {
+    out: Option<PathBuf>,
+    adapter: Option<String>,
+    image: Option<PathBuf>,
+    models: PathBuf,
+    runs: usize,
+    warmup: usize,
+    e2e: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let kodim = root.join("../shared/data/kodak/kodim01.png");
+    let mut a = Args {
+        out: None,
+        adapter: None,
+        image: kodim.exists().then_some(kodim),
+        models: root.join("models"),
+        runs: 3,
+        warmup: 1,
+        e2e: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{k} needs a value"));
+        match k.as_str() {
+            // Relative to the workspace root: cargo runs benches in the crate's folder.
+            "--out" => a.out = Some(root.join(val()?)),
+            "--adapter" => a.adapter = Some(val()?).filter(|s| !s.is_empty()),
+            "--image" => a.image = Some(root.join(val()?)),
+            "--models" => a.models = root.join(val()?),
+            "--runs" => a.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--skip-e2e" => a.e2e = false,
+            "--bench" => {}
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(a)
+}
+
+/// Median wall time in milliseconds of `runs` calls after `warmup` calls.
+fn median_ms<T>(warmup: usize, runs: usize, mut f: impl FnMut() -> T) -> f64 {
+    for _ in 0..warmup {
+        std::hint::black_box(f());
+    }
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(f());
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+/// Deterministic pseudo-random values in `[-a, a)`.
+fn values(n: usize, seed: u64, a: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
+        })
+        .collect()
+}
+
+fn conv(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> Layer {
+    Layer::Conv(Conv {
+        cin,
+        cout,
+        k,
+        stride,
+        transposed,
+        weight: values(cin * cout * k * k, 1, 1.0 / ((cin * k * k) as f32).sqrt()),
+        bias: Some(values(cout, 2, 0.1)),
+    })
+}
+
+fn gdn(c: usize, inverse: bool) -> Layer {
+    Layer::Gdn {
+        c,
+        inverse,
+        beta: vec![1.0; c],
+        gamma: values(c * c, 3, 0.1).iter().map(|v| v.abs()).collect(),
+    }
+}
+
+/// A benchmarked kernel: name, layers, input shape `(c, h, w)`.
+type Case = (&'static str, Vec<Layer>, (usize, usize, usize));
+
+/// The models' layers at the shapes a 768x512 image gives them.
+fn kernels() -> Vec<Case> {
+    vec![
+        (
+            "conv 3->128 k5 s2 (g_a first, bmshj/mbt)",
+            vec![conv(3, 128, 5, 2, false)],
+            (3, 512, 768),
+        ),
+        (
+            "conv 3->128 k9 s4 (g_a first, b2018)",
+            vec![conv(3, 128, 9, 4, false)],
+            (3, 512, 768),
+        ),
+        (
+            "conv 128->128 k5 s2",
+            vec![conv(128, 128, 5, 2, false)],
+            (128, 256, 384),
+        ),
+        (
+            "conv 128->192 k5 s2 (g_a last)",
+            vec![conv(128, 192, 5, 2, false)],
+            (128, 64, 96),
+        ),
+        ("gdn 128", vec![gdn(128, false)], (128, 256, 384)),
+        ("igdn 128", vec![gdn(128, true)], (128, 256, 384)),
+        (
+            "deconv 192->128 k5 s2 (g_s first)",
+            vec![conv(192, 128, 5, 2, true)],
+            (192, 32, 48),
+        ),
+        (
+            "deconv 128->128 k5 s2",
+            vec![conv(128, 128, 5, 2, true)],
+            (128, 128, 192),
+        ),
+        (
+            "deconv 128->3 k5 s2 (g_s last, bmshj/mbt)",
+            vec![conv(128, 3, 5, 2, true)],
+            (128, 256, 384),
+        ),
+        (
+            "deconv 128->3 k9 s4 (g_s last, b2018)",
+            vec![conv(128, 3, 9, 4, true)],
+            (128, 128, 192),
+        ),
+        (
+            "conv 192->128 k3 s1 + leaky relu (h_a first)",
+            vec![
+                conv(192, 128, 3, 1, false),
+                Layer::LeakyRelu { slope: 0.01 },
+            ],
+            (192, 32, 48),
+        ),
+    ]
+}
+
+fn load_image(a: &Args) -> Result<RgbImage, String> {
+    match &a.image {
+        Some(p) => {
+            let img = image::open(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .into_rgb8();
+            Ok(RgbImage {
+                width: img.width() as usize,
+                height: img.height() as usize,
+                data: img.into_raw(),
+            })
+        }
+        None => {
+            let (w, h) = (768, 512);
+            let data = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+            Ok(RgbImage {
+                width: w,
+                height: h,
+                data,
+            })
+        }
+    }
+}
+
+fn main() -> Result<(), String> {
+    let args = parse_args()?;
+    let ctx = match GpuContext::open(args.adapter.as_deref(), true) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            let v = json!({ "skipped": format!("no wgpu adapter: {e}") });
+            println!("{v:#}");
+            return Ok(());
+        }
+    };
+    let info = ctx.info().clone();
+    eprintln!("adapter: {}", info.describe());
+    let mut kernel_rows = Vec::new();
+    for (name, layers, (c, h, w)) in kernels() {
+        let net = Net {
+            name: name.into(),
+            layers,
+        };
+        let x = Tensor::from_vec(c, h, w, values(c * h * w, 4, 1.0));
+        let cpu = CpuNet::prepare(&net, Math::Fast);
+        let gpu = GpuNet::prepare(&ctx, &net).map_err(|e| e.to_string())?;
+        let cpu_ms = median_ms(args.warmup, args.runs, || cpu.forward(&x));
+        let gpu_ms = median_ms(args.warmup, args.runs, || gpu.forward(&x));
+        let gmacs = net.macs((c, h, w)) as f64 / 1e9;
+        eprintln!("{name}: cpu {cpu_ms:.1} ms, gpu {gpu_ms:.1} ms");
+        kernel_rows.push(json!({
+            "kernel": name,
+            "input": [c, h, w],
+            "gmacs": gmacs,
+            "cpu_ms": cpu_ms,
+            "gpu_ms": gpu_ms,
+            "gpu_over_cpu": gpu_ms / cpu_ms,
+        }));
+    }
+    let mut e2e_rows = Vec::new();
+    if args.e2e {
+        let image = load_image(&args)?;
+        let registry = Registry::open(&args.models).map_err(|e| e.to_string())?;
+        let limits = Limits::default();
+        let backend = Backend::from_context(Arc::clone(&ctx));
+        for entry in registry.families() {
+            let family = registry.load(entry).map_err(|e| e.to_string())?;
+            let level = entry.levels.div_ceil(2);
+            let mut row = json!({
+                "family": entry.family,
+                "level": level,
+                "width": image.width,
+                "height": image.height,
+            });
+            for (label, codec) in [
+                ("cpu", Codec::new(family.clone())),
+                ("gpu", Codec::with_backend(family.clone(), &backend)),
+            ] {
+                let codec = codec.map_err(|e| e.to_string())?;
+                let bytes = codec
+                    .compress(&image, level, &limits)
+                    .map_err(|e| e.to_string())?;
+                let packed = Packed::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                let c_ms = median_ms(args.warmup, args.runs, || {
+                    codec.compress(&image, level, &limits)
+                });
+                let d_ms = median_ms(args.warmup, args.runs, || {
+                    codec.decompress_packed(&packed, level, &limits)
+                });
+                if !codec.take_notes().is_empty() {
+                    return Err(format!("{}: the GPU fell back to the CPU", entry.family));
+                }
+                eprintln!(
+                    "{} {label}: compress {c_ms:.1} ms, decompress {d_ms:.1} ms",
+                    entry.family
+                );
+                row[format!("{label}_compress_ms")] = json!(c_ms);
+                row[format!("{label}_decompress_ms")] = json!(d_ms);
+            }
+            e2e_rows.push(row);
+        }
+    }
+    let report: Value = json!({
+        "adapter": {
+            "name": info.name,
+            "backend": info.backend,
+            "device_type": info.device_type,
+            "driver": format!("{} {}", info.driver, info.driver_info),
+            "software": info.software,
+        },
+        "cpu_threads": rayon::current_num_threads(),
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "note": "GPU times are wall times of GpuNet::forward / Codec calls, upload and readback included",
+        "kernels": kernel_rows,
+        "end_to_end": e2e_rows,
+    });
+    let text = format!("{report:#}");
+    println!("{text}");
+    if let Some(out) = &args.out {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(out, text + "\n").map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The shader table and the pipelines.
+
+use super::GpuError;
+
+/// Every kernel: name and WGSL source, embedded from `shaders/` (one kernel per file).
+pub(crate) const SHADERS: &[(&str, &str)] = &[
+    ("conv2d", include_str!("../../../../shaders/conv2d.wgsl")),
+    (
+        "conv_transpose2d",
+        include_str!("../../../../shaders/conv_transpose2d.wgsl"),
+    ),
+    (
+        "conv2d_x4",
+        include_str!("../../../../shaders/conv2d_x4.wgsl"),
+    ),
+    (
+        "conv_transpose2d_x4",
+        include_str!("../../../../shaders/conv_transpose2d_x4.wgsl"),
+    ),
+    ("gdn", include_str!("../../../../shaders/gdn.wgsl")),
+    (
+        "leaky_relu",
+        include_str!("../../../../shaders/leaky_relu.wgsl"),
+    ),
+];
+
+/// The compute pipelines, built once per device and shared by every net on it.
+pub(crate) struct Kernels {
+    pub conv: wgpu::ComputePipeline,
+    pub deconv: wgpu::ComputePipeline,
+    /// 2x2 output pixels per invocation.
+    pub conv_x4: wgpu::ComputePipeline,
+    pub deconv_x4: wgpu::ComputePipeline,
+    pub gdn: wgpu::ComputePipeline,
+    pub leaky: wgpu::ComputePipeline,
+}
+
+impl Kernels {
+    pub fn new(device: &wgpu::Device) -> Result<Self, GpuError> {
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut pipes = SHADERS.iter().map(|(name, src)| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl((*src).into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        });
+        let mut next = || {
+            pipes
+                .next()
+                .ok_or_else(|| GpuError::Unsupported("shader table".into()))
+        };
+        let kernels = Kernels {
+            conv: next()?,
+            deconv: next()?,
+            conv_x4: next()?,
+            deconv_x4: next()?,
+            gdn: next()?,
+            leaky: next()?,
+        };
+        if let Some(e) = pollster::block_on(val.pop()) {
+            return Err(GpuError::Validation(e.to_string()));
+        }
+        if let Some(e) = pollster::block_on(oom.pop()) {
+            return Err(GpuError::OutOfMemory(e.to_string()));
+        }
+        Ok(kernels)
+    }
+}

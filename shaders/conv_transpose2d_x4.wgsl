@@ -1,0 +1,167 @@
+// ConvTranspose2d(k, stride s, padding k/2, output_padding s-1) as conv_transpose2d.wgsl, one
+// sub-pixel phase per workgroup, 2x2 output pixels per invocation.
+//
+// Output o = s*m + r (phase r) receives exactly the taps kk = (r + p) mod s, + s, ... from input
+// i = m + (r + p - kk) / s: for a fixed phase this is a small stride-1 correlation on the input
+// grid. A workgroup owns one phase (ry, rx), a 16x16 block of grid positions m and 8 output
+// channels, so every invocation runs the same taps (no divergence, uniform weight reads), and
+// invocation (tx, ty) computes grid positions (ty + 8*jy, tx + 8*jx), jy, jx in {0, 1}: one staged
+// weight pair feeds 4 pixels.
+
+struct Params {
+    cin: u32,
+    cout: u32,
+    h: u32,
+    w: u32,
+    oh: u32,
+    ow: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    ck: u32,
+    pw: u32,
+    act: u32,
+    slope: f32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+// Repacked [cin][k*k][cout_pad], cout_pad a multiple of 8.
+@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const T: u32 = 16u;
+var<workgroup> sx: array<f32, 3060>;
+var<workgroup> sw: array<vec4<f32>, 255>;
+
+fn floor_div(a: i32, b: i32) -> i32 {
+    let q = a / b;
+    return select(q, q - 1, (a % b != 0) && (a < 0));
+}
+
+fn store(oy: u32, ox: u32, cg: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (ox >= p.ow || oy >= p.oh) {
+        return;
+    }
+    let plane = p.oh * p.ow;
+    let base = oy * p.ow + ox;
+    for (var j = 0u; j < 8u; j++) {
+        let co = cg * 8u + j;
+        if (co < p.cout) {
+            var v = select(hi[j - 4u], lo[j], j < 4u) + bias[co];
+            if (p.act == 1u && v <= 0.0) {
+                v = v * p.slope;
+            }
+            y[co * plane + base] = v;
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+    @builtin(local_invocation_index) li: u32,
+) {
+    let su = p.stride;
+    let s = i32(su);
+    let k = p.k;
+    let kk = k * k;
+    let pad = i32(p.pad);
+    let pw = p.pw;
+    let parea = pw * pw;
+    let phases = su * su;
+    let cg = wg.z / phases;
+    let ry = (wg.z % phases) / su;
+    let rx = wg.z % su;
+    let my0 = wg.y * T;
+    let mx0 = wg.x * T;
+    let cpad4 = ((p.cout + 7u) / 8u) * 2u;
+    // Lowest input row / column any tap of this phase reads (a bound shared by all phases).
+    let iy0 = i32(my0) + floor_div(pad - i32(k) + 1, s);
+    let ix0 = i32(mx0) + floor_div(pad - i32(k) + 1, s);
+    let ky0 = (ry + p.pad) % su;
+    let kx0 = (rx + p.pad) % su;
+    // Taps of this phase per axis.
+    let nty = (k - ky0 + su - 1u) / su;
+    let ntx = (k - kx0 + su - 1u) / su;
+    let nt = nty * ntx;
+    let my = my0 + lid.y;
+    let mx = mx0 + lid.x;
+    var a00 = vec4<f32>(0.0);
+    var b00 = vec4<f32>(0.0);
+    var a01 = vec4<f32>(0.0);
+    var b01 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var b10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var b11 = vec4<f32>(0.0);
+    for (var c0 = 0u; c0 < p.cin; c0 += p.ck) {
+        let cn = min(p.ck, p.cin - c0);
+        workgroupBarrier();
+        // Row by row with the 8x8 invocation grid: no integer division (slow where it is
+        // emulated, as on CPU drivers).
+        for (var cc = 0u; cc < cn; cc++) {
+            for (var py = lid.y; py < pw; py += 8u) {
+                let iy = iy0 + i32(py);
+                let row_ok = iy >= 0 && u32(iy) < p.h;
+                let src = ((c0 + cc) * p.h + u32(max(iy, 0))) * p.w;
+                for (var px = lid.x; px < pw; px += 8u) {
+                    let ix = ix0 + i32(px);
+                    var v = 0.0;
+                    if (row_ok && ix >= 0 && u32(ix) < p.w) {
+                        v = x[src + u32(ix)];
+                    }
+                    sx[cc * parea + py * pw + px] = v;
+                }
+            }
+        }
+        // Only this phase's taps: sw[((cc * nty + ty) * ntx + tx) * 2 + half] holds kernel tap
+        // (ky0 + ty * s, kx0 + tx * s), so a chunk holds several times more channels.
+        for (var t = li; t < cn * nt * 2u; t += 64u) {
+            let r = t / 2u;
+            let q = r % nt;
+            let tap = (ky0 + (q / ntx) * su) * k + kx0 + (q % ntx) * su;
+            sw[t] = wt[((c0 + r / nt) * kk + tap) * cpad4 + cg * 2u + t % 2u];
+        }
+        workgroupBarrier();
+        for (var cc = 0u; cc < cn; cc++) {
+            for (var ty = 0u; ty < nty; ty++) {
+                let ky = ky0 + ty * su;
+                let iy = i32(my) + (i32(ry) + pad - i32(ky)) / s;
+                let r0 = cc * parea + u32(iy - iy0) * pw;
+                let wrow = (cc * nt + ty * ntx) * 2u;
+                for (var tx = 0u; tx < ntx; tx++) {
+                    let kx = kx0 + tx * su;
+                    let ix = i32(mx) + (i32(rx) + pad - i32(kx)) / s;
+                    let c = r0 + u32(ix - ix0);
+                    let w0 = sw[wrow + tx * 2u];
+                    let w1 = sw[wrow + tx * 2u + 1u];
+                    let v00 = sx[c];
+                    let v01 = sx[c + 8u];
+                    let v10 = sx[c + 8u * pw];
+                    let v11 = sx[c + 8u * pw + 8u];
+                    a00 += w0 * v00;
+                    b00 += w1 * v00;
+                    a01 += w0 * v01;
+                    b01 += w1 * v01;
+                    a10 += w0 * v10;
+                    b10 += w1 * v10;
+                    a11 += w0 * v11;
+                    b11 += w1 * v11;
+                }
+            }
+        }
+    }
+    let oy = su * my + ry;
+    let ox = su * mx + rx;
+    let d = 8u * su;
+    store(oy, ox, cg, a00, b00);
+    store(oy, ox + d, cg, a01, b01);
+    store(oy + d, ox, cg, a10, b10);
+    store(oy + d, ox + d, cg, a11, b11);
+}
