@@ -7,33 +7,7 @@
 // 8 channels in registers. The patch is read once from global memory instead of k*k times, and
 // one staged input value feeds 8 output channels. Optional epilogue: bias, LeakyReLU.
 
-struct Params {
-    cin: u32,
-    cout: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    ck: u32,
-    // Patch width (and height) in input pixels.
-    pw: u32,
-    // 1: LeakyReLU after the bias.
-    act: u32,
-    slope: f32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Repacked [cin][k*k][cout_pad] with cout_pad a multiple of 8 (zeros in the padding).
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// `Params` and the bindings p, x, wt, bias, y: conv_interface.wgsl, prepended by gpu/kernels.rs.
 
 const T: u32 = 8u;
 // 510 x 16 B + 2040 x 4 B = 16320 B, inside the 16352 B downlevel guarantee.

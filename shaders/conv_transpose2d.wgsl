@@ -7,31 +7,7 @@
 // and 8 output channels; the input rows and columns that tile can reach and the chunk's weights
 // are staged in workgroup memory, as in conv2d.wgsl.
 
-struct Params {
-    cin: u32,
-    cout: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    ck: u32,
-    pw: u32,
-    act: u32,
-    slope: f32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Repacked [cin][k*k][cout_pad], cout_pad a multiple of 8.
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// `Params` and the bindings p, x, wt, bias, y: conv_interface.wgsl, prepended by gpu/kernels.rs.
 
 const T: u32 = 8u;
 var<workgroup> sx: array<f32, 2040>;

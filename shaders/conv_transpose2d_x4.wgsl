@@ -8,31 +8,7 @@
 // invocation (tx, ty) computes grid positions (ty + 8*jy, tx + 8*jx), jy, jx in {0, 1}: one staged
 // weight pair feeds 4 pixels.
 
-struct Params {
-    cin: u32,
-    cout: u32,
-    h: u32,
-    w: u32,
-    oh: u32,
-    ow: u32,
-    k: u32,
-    stride: u32,
-    pad: u32,
-    ck: u32,
-    pw: u32,
-    act: u32,
-    slope: f32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Repacked [cin][k*k][cout_pad], cout_pad a multiple of 8.
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// `Params` and the bindings p, x, wt, bias, y: conv_interface.wgsl, prepended by gpu/kernels.rs.
 
 const T: u32 = 16u;
 var<workgroup> sx: array<f32, 3060>;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::files::{Input, Output};
+use crate::report::{Reporter, Totals};
 use crate::with_suffix;
 
 /// One input and where its result goes.
@@ -68,6 +69,38 @@ pub fn plan(paths: &[PathBuf], out_dir: Option<&Path>, suffix: &str) -> Result<V
         }
     }
     Ok(jobs)
+}
+
+/// Runs `one` on every job: a failing input is reported and the others still run (the command
+/// then fails), the progress bar advances, and the summary ends it. With a single job, its error is
+/// the command's error.
+pub fn run_jobs(
+    jobs: &[Job],
+    reporter: &Reporter,
+    verb: &str,
+    mut one: impl FnMut(&Job, &mut Totals) -> Result<()>,
+) -> Result<()> {
+    let start = std::time::Instant::now();
+    let mut totals = Totals {
+        files: jobs.len(),
+        ..Totals::default()
+    };
+    for job in jobs {
+        if let Err(e) = one(job, &mut totals) {
+            if jobs.len() == 1 {
+                return Err(e);
+            }
+            totals.failed += 1;
+            reporter.error(&e);
+        }
+        reporter.advance(&job.input.to_string());
+    }
+    totals.seconds = start.elapsed().as_secs_f64();
+    reporter.finish(&totals, verb);
+    if totals.failed > 0 {
+        bail!("{} of {} inputs failed", totals.failed, totals.files);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub use files::{
     check_output, decode_image, png_bytes, read_image, read_input, write_output, Clobber, Input,
     Output, WriteGuard,
 };
-pub use jobs::{plan, Job};
+pub use jobs::{plan, run_jobs, Job};
 pub use report::{exit_code, format_bytes, report, Reporter, Totals};
 pub use search::{search, Axis, Found, Point};
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use codec_core::container::Packed;
 use codec_core::model::Registry;
@@ -90,36 +90,17 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
     let reporter = Reporter::new(common, jobs.len());
     let backend = tfci_cli::select_backend(common, &reporter)?;
     let mut codecs = HashMap::new();
-    let mut totals = Totals {
-        files: jobs.len(),
-        ..Totals::default()
-    };
-    let start = Instant::now();
-    for job in &jobs {
-        let result = decompress_one(
+    tfci_cli::run_jobs(&jobs, &reporter, "decompressed", |job, totals| {
+        decompress_one(
             &registry,
             &backend,
             &mut codecs,
             job,
             clobber,
             &reporter,
-            &mut totals,
-        );
-        if let Err(e) = result {
-            if jobs.len() == 1 {
-                return Err(e);
-            }
-            totals.failed += 1;
-            reporter.error(&e);
-        }
-        reporter.advance(&job.input.to_string());
-    }
-    totals.seconds = start.elapsed().as_secs_f64();
-    reporter.finish(&totals, "decompressed");
-    if totals.failed > 0 {
-        bail!("{} of {} inputs failed", totals.failed, totals.files);
-    }
-    Ok(())
+            totals,
+        )
+    })
 }
 
 fn decompress_one(

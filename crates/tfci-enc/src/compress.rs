@@ -99,29 +99,11 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     } else {
         Clobber::Replace
     };
-    let start = Instant::now();
-    let mut totals = Totals {
-        files: jobs.len(),
-        ..Totals::default()
-    };
-    for job in &jobs {
-        let result = compress_one(&codec, mode, &args, job, clobber, &reporter, &mut totals);
+    tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
+        let result = compress_one(&codec, mode, &args, job, clobber, &reporter, totals);
         tfci_cli::print_notes(&codec, &reporter);
-        if let Err(e) = result {
-            if jobs.len() == 1 {
-                return Err(e);
-            }
-            totals.failed += 1;
-            reporter.error(&e);
-        }
-        reporter.advance(&job.input.to_string());
-    }
-    totals.seconds = start.elapsed().as_secs_f64();
-    reporter.finish(&totals, "compressed");
-    if totals.failed > 0 {
-        bail!("{} of {} inputs failed", totals.failed, totals.files);
-    }
-    Ok(())
+        result
+    })
 }
 
 /// Checks the model name against the flags: a level alone, a family with a rate parameter, or a

@@ -2,20 +2,24 @@
 
 use super::GpuError;
 
+/// A convolution kernel's source: the shared interface (`Params`, bindings), then the kernel.
+macro_rules! conv_kernel {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../../../shaders/conv_interface.wgsl"),
+            include_str!(concat!("../../../../shaders/", $file))
+        )
+    };
+}
+
 /// Every kernel: name and WGSL source, embedded from `shaders/` (one kernel per file).
 pub(crate) const SHADERS: &[(&str, &str)] = &[
-    ("conv2d", include_str!("../../../../shaders/conv2d.wgsl")),
-    (
-        "conv_transpose2d",
-        include_str!("../../../../shaders/conv_transpose2d.wgsl"),
-    ),
-    (
-        "conv2d_x4",
-        include_str!("../../../../shaders/conv2d_x4.wgsl"),
-    ),
+    ("conv2d", conv_kernel!("conv2d.wgsl")),
+    ("conv_transpose2d", conv_kernel!("conv_transpose2d.wgsl")),
+    ("conv2d_x4", conv_kernel!("conv2d_x4.wgsl")),
     (
         "conv_transpose2d_x4",
-        include_str!("../../../../shaders/conv_transpose2d_x4.wgsl"),
+        conv_kernel!("conv_transpose2d_x4.wgsl"),
     ),
     ("gdn", include_str!("../../../../shaders/gdn.wgsl")),
     (
