@@ -1,6 +1,6 @@
 # tfci-rs developer recipes. `just --list` shows them. Python recipes need the training venv:
 #   python3 -m venv ../venv && ../venv/bin/pip install -r training/requirements.txt
-python := env_var_or_default("TFCI_PYTHON", "../venv/bin/python")
+python := env_var_or_default("TFCI_PYTHON", justfile_directory() / ".." / "venv" / "bin" / "python")
 
 default:
     @just --list
@@ -45,9 +45,9 @@ bench-cpu image="../shared/data/kodak/kodim01.png":
 fixtures:
     cd training && {{python}} -m tfci_training.fixtures --out ../tests/fixtures
 
-# Regenerate the placeholder random-init models.
-untrained:
-    cd training && {{python}} -m tfci_training.make_untrained --out ../models
+# Write random-init placeholder models (for experiments; models/ ships trained weights).
+untrained out="target/untrained-models":
+    cd training && {{python}} -m tfci_training.make_untrained --out ../{{out}}
 
 # Python tests of the training package.
 test-python:

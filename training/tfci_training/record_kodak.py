@@ -19,7 +19,7 @@ COMMAND = "just eval (tfci-eval run --images ../shared/data/kodak), Rust CPU dec
 
 
 def _pct(cell: str) -> Optional[float]:
-    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)%\s*", cell)
+    m = re.fullmatch(r"\s*([-+]?\d+(?:\.\d+)?)%\s*", cell)
     return float(m.group(1)) if m else None
 
 
