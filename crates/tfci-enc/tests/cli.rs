@@ -862,3 +862,51 @@ fn backend_flags() {
     ok(&out);
     assert!(!out.stdout.is_empty());
 }
+
+/// tfci.py's underscore spellings and the kebab-case ones are the same flags.
+#[test]
+fn underscore_and_kebab_aliases() {
+    let d = scratch("b2018-gdn");
+    let spellings = [
+        [
+            "--model_dir",
+            "--out_dir",
+            "--no_clobber",
+            "--rd_parameter_tolerance",
+        ],
+        [
+            "--model-dir",
+            "--out-dir",
+            "--no-clobber",
+            "--rd-parameter-tolerance",
+        ],
+    ];
+    for (i, [model_dir, out_dir, no_clobber, tolerance]) in spellings.into_iter().enumerate() {
+        let out = Command::new(env!("CARGO_BIN_EXE_tfci-enc"))
+            .current_dir(d.path())
+            .env_remove("TFCI_MODEL_DIR")
+            .env("TFCI_BACKEND", "cpu")
+            .arg(model_dir)
+            .arg(fixture("b2018-gdn"))
+            .args([
+                "compress",
+                "fixture-b2018-gdn-1",
+                out_dir,
+                "o",
+                no_clobber,
+                tolerance,
+                "0.1",
+                "a.png",
+            ])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if i == 0 {
+            assert!(out.status.success(), "{err}");
+        } else {
+            // The same flags: the first spelling's output is there and --no-clobber keeps it.
+            assert!(err.contains("exists (--no-clobber)"), "{err}");
+        }
+    }
+    assert_eq!(files(&d.path().join("o")), ["a.png.tfci"]);
+}
