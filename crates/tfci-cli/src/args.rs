@@ -53,3 +53,36 @@ pub struct Common {
     #[arg(long, global = true, value_name = "SUBSTRING")]
     pub adapter: Option<String>,
 }
+
+/// `--no-clobber`, for every command that writes files.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct NoClobber {
+    /// Fail instead of replacing an existing output
+    #[arg(short = 'n', long = "no-clobber", visible_alias = "no_clobber")]
+    pub no_clobber: bool,
+}
+
+impl NoClobber {
+    /// What the flag means for [`crate::write_output`].
+    pub fn clobber(self) -> crate::Clobber {
+        if self.no_clobber {
+            crate::Clobber::Keep
+        } else {
+            crate::Clobber::Replace
+        }
+    }
+}
+
+/// `--rd_parameter`, for the commands that code an image.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct RdParameter {
+    /// Rate-distortion parameter in [1, LEVELS], between the levels of a family that has one
+    /// (mbt2018-mean); integers are the levels
+    #[arg(
+        short = 'r',
+        long = "rd_parameter",
+        visible_alias = "rd-parameter",
+        value_name = "R"
+    )]
+    pub rd_parameter: Option<f32>,
+}

@@ -8,7 +8,7 @@ mod jobs;
 mod report;
 mod search;
 
-pub use args::{BackendChoice, Common};
+pub use args::{BackendChoice, Common, NoClobber, RdParameter};
 pub use files::{
     check_output, decode_image, png_bytes, read_image, read_input, write_output, Clobber, Input,
     Output, WriteGuard,

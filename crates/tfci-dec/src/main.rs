@@ -60,9 +60,8 @@ struct DecompressArgs {
         value_name = "DIR"
     )]
     out_dir: Option<PathBuf>,
-    /// Fail instead of replacing an existing output
-    #[arg(short = 'n', long = "no-clobber", visible_alias = "no_clobber")]
-    no_clobber: bool,
+    #[command(flatten)]
+    no_clobber: tfci_cli::NoClobber,
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -82,11 +81,7 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     }
-    let clobber = if args.no_clobber {
-        Clobber::Keep
-    } else {
-        Clobber::Replace
-    };
+    let clobber = args.no_clobber.clobber();
     let reporter = Reporter::new(common, jobs.len());
     let backend = tfci_cli::select_backend(common, &reporter)?;
     let mut codecs = HashMap::new();

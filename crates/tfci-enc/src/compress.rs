@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(required = true, value_name = "INPUT [OUTPUT]")]
     pub paths: Vec<PathBuf>,
     /// Target bits per pixel: a binary search over the family's levels (or its rate parameter)
-    /// keeps the file closest to it.
+    /// keeps the file closest to it (--rd_parameter is then ignored, as in tfci.py).
     #[arg(
         short = 'b',
         long = "target_bpp",
@@ -40,15 +40,8 @@ pub struct Args {
     /// Never exceed --target_bpp; fail if even the lowest rate does. Ignored without --target_bpp.
     #[arg(long = "bpp_strict", visible_alias = "bpp-strict")]
     pub bpp_strict: bool,
-    /// Rate-distortion parameter in [1, LEVELS], between the levels of a family that has one
-    /// (mbt2018-mean); integers are the levels. Ignored if --target_bpp is set.
-    #[arg(
-        short = 'r',
-        long = "rd_parameter",
-        visible_alias = "rd-parameter",
-        value_name = "R"
-    )]
-    pub rd_parameter: Option<f32>,
+    #[command(flatten)]
+    pub rd: tfci_cli::RdParameter,
     /// Bracket width at which --target_bpp's search over the rate parameter stops
     #[arg(
         long = "rd_parameter_tolerance",
@@ -65,9 +58,8 @@ pub struct Args {
         value_name = "DIR"
     )]
     pub out_dir: Option<PathBuf>,
-    /// Fail instead of replacing an existing output
-    #[arg(short = 'n', long = "no-clobber", visible_alias = "no_clobber")]
-    pub no_clobber: bool,
+    #[command(flatten)]
+    pub no_clobber: tfci_cli::NoClobber,
 }
 
 /// Where on the family's rate axis each input is coded.
@@ -85,7 +77,7 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;
     }
     let reporter = Reporter::new(common, jobs.len());
-    if args.target_bpp.is_some() && args.rd_parameter.is_some() {
+    if args.target_bpp.is_some() && args.rd.rd_parameter.is_some() {
         reporter.note("--rd_parameter is ignored with --target_bpp (as in tfci.py)");
     }
     if args.bpp_strict && args.target_bpp.is_none() {
@@ -94,11 +86,7 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     let backend = tfci_cli::select_backend(common, &reporter)?;
     let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
     let mode = mode(&args, entry, level, &codec)?;
-    let clobber = if args.no_clobber {
-        Clobber::Keep
-    } else {
-        Clobber::Replace
-    };
+    let clobber = args.no_clobber.clobber();
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
         let result = compress_one(&codec, mode, &args, job, clobber, &reporter, totals);
         tfci_cli::print_notes(&codec, &reporter);
@@ -126,7 +114,7 @@ fn mode(args: &Args, entry: &FamilyEntry, level: Option<u32>, codec: &Codec) -> 
         };
         return Ok(Mode::Search { axis, target });
     }
-    if let Some(rd) = args.rd_parameter {
+    if let Some(rd) = args.rd.rd_parameter {
         if level.is_some() {
             bail!("--rd_parameter picks the point between levels: give the model as {family}, without the level");
         }

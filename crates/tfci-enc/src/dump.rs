@@ -9,7 +9,7 @@ use codec_core::model::Registry;
 use codec_core::tensor::Tensor;
 use codec_core::{Codec, Limits};
 use npyz::WriterBuilder;
-use tfci_cli::{Clobber, Common, Input, Reporter, WriteGuard};
+use tfci_cli::{Common, Input, Reporter, WriteGuard};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -28,17 +28,10 @@ pub struct Args {
     /// Input image, then optionally the output file [default: INPUT.npz]; `-` is stdin or stdout
     #[arg(value_name = "INPUT [OUTPUT]")]
     pub paths: Vec<PathBuf>,
-    /// Rate-distortion parameter, as for `compress`
-    #[arg(
-        short = 'r',
-        long = "rd_parameter",
-        visible_alias = "rd-parameter",
-        value_name = "R"
-    )]
-    pub rd_parameter: Option<f32>,
-    /// Fail instead of replacing an existing output
-    #[arg(short = 'n', long = "no-clobber", visible_alias = "no_clobber")]
-    pub no_clobber: bool,
+    #[command(flatten)]
+    pub rd: tfci_cli::RdParameter,
+    #[command(flatten)]
+    pub no_clobber: tfci_cli::NoClobber,
 }
 
 /// One dumpable tensor: its name, shape in terms of the image size, dtype, and meaning.
@@ -218,11 +211,7 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
             );
         }
     }
-    let clobber = if args.no_clobber {
-        Clobber::Keep
-    } else {
-        Clobber::Replace
-    };
+    let clobber = args.no_clobber.clobber();
     tfci_cli::check_output(&output, &input, clobber, WriteGuard::NotAnImage)?;
     let bytes = tfci_cli::read_input(&input)?;
     let (image, note) = tfci_cli::decode_image(&bytes, &input)?;
@@ -230,7 +219,7 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
         reporter.note(&note);
     }
     let limits = Limits::default();
-    let latents = match (level, args.rd_parameter) {
+    let latents = match (level, args.rd.rd_parameter) {
         (Some(l), None) => codec.analyze(&image, l, &limits)?,
         (None, Some(r)) => codec.analyze_rd(&image, r, &limits)?,
         (Some(_), Some(_)) => bail!(
