@@ -57,9 +57,12 @@ test-python:
 eval:
     cargo run --release -q -p tfci-eval -- run --images ../shared/data/kodak --out docs/eval
 
-# Copy the Kodak figures of `just eval` (docs/eval) into each family's manifest record.
+# Copy the Kodak figures of `just eval` (docs/eval) into each family's manifest record and docs/models.md.
 record-kodak:
-    cd training && {{python}} -m tfci_training.record_kodak --eval ../docs/eval --manifest ../models/manifest.json
+    cd training && {{python}} -m tfci_training.record_kodak --eval ../docs/eval --manifest ../models/manifest.json --models-md ../docs/models.md
+
+# Every figure of docs/models.md from the shipped models: Kodak evaluation, manifest records, tables.
+models-report: eval record-kodak
 
 # Train a family (e.g. `just train mbt2018-mean-msssim 60000 --bf16 --time-limit 8.5`); rerun to resume.
 train family steps="60000" *args="":

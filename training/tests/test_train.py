@@ -185,3 +185,42 @@ def test_msssim_families_warm_up_on_mse(tmp_path, data_dir):
     assert warm == [(f, s, f == fam and s <= 2) for s in (1, 2, 3, 4) for f in (fam, "b2018-gdn-128")]
     # Both losses stay finite across the switch.
     assert all(np.isfinite(r["dist"]) for r in recs)
+
+
+def test_every_level_density_trains_only_densities(tmp_path, data_dir):
+    """The other levels' densities move at every step; gains and transforms get no gradient from them."""
+    from tfci_training.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("bmshj2018-factorized", 8, 12, 3)
+    y = torch.randn(2, 12, 4, 4, requires_grad=True)
+    bits = m.density_bits(y, skip_level=2)
+    bits.backward()
+    assert float(bits) > 0 and y.grad is None
+    assert m.y_gain.grad is None and all(p.grad is None for p in m.g_a.parameters())
+    moved = [any(p.grad is not None and bool(p.grad.abs().sum() > 0)
+                 for n, p in eb.named_parameters() if not n.endswith("quantiles"))
+             for eb in m.entropy_bottlenecks]
+    assert moved == [True, False, True]
+
+
+def test_resume_from_one_group_optimizer(tmp_path, data_dir):
+    """A checkpoint whose Adam has one group (before the density group) resumes with its moments."""
+    out = tmp_path / "run"
+    run(["--family", "b2018-gdn-128", "--data", data_dir, "--steps", "2", "--out", out, "--no-export",
+         *TINY])
+    ck, st = params(out, "b2018-gdn-128")
+    tr = train.FamilyTrainer("b2018-gdn-128", train.parse_args(
+        ["--family", "b2018-gdn-128", "--steps", "2", "--out", str(out), *TINY]), torch.device("cpu"))
+    flat = [i for g in st["opt"]["param_groups"] for i in g["params"]]
+    old = {"state": {flat.index(i): v for i, v in st["opt"]["state"].items()},
+           "param_groups": [dict(st["opt"]["param_groups"][0], params=list(range(len(flat))))]}
+    st = dict(st, opt=old)
+    tr.load_state(st)
+    by_name = dict(tr.model.named_parameters())
+    for names, group in zip(tr.group_names, tr.opt.param_groups):
+        for n, p in zip(names, group["params"]):
+            assert p is by_name[n]
+            i = tr.net_names.index(n)
+            assert torch.equal(tr.opt.state[p]["exp_avg"], old["state"][i]["exp_avg"])
+    assert len(tr.opt.param_groups) == 2 and tr.group_names[1]

@@ -13,8 +13,11 @@ Recipe (CompressAI examples/train.py + TECH_BRIEF §8/§10):
 * MS-SSIM families start on MSE (``--mse-warmup``, default the first 5 % of the steps, with
   CompressAI's MSE lambda of the same quality index): from a random start the relu inside MS-SSIM can
   pin the distortion at 1 with zero gradient (seen on a 64/96 bmshj2018-factorized run);
-* Adam lr 1e-4 on every parameter except ``*quantiles``; Adam lr 1e-3 on the quantiles with
-  ``aux_loss()`` (constant); gradient clipping (max-norm 1.0) on the network parameters;
+* Adam lr 1e-4 on every parameter except ``*quantiles``, ``--density-lr-scale`` (10) times that on the
+  entropy bottlenecks' densities; Adam lr 1e-3 on the quantiles with ``aux_loss()`` (constant);
+  gradient clipping (max-norm 1.0) on the network parameters;
+* factorized families (one density per level): every step also trains the densities of the other
+  levels on the batch's detached ``y * gain`` (``density_bits``), so each density sees every batch;
 * lr schedule: constant, then cosine decay to 1e-5 over the last 15 % of the steps;
 * gains start as a ramp ``y_gain[l] = sqrt(lambda_l / geomean(lambda))`` (``y_gain_inv = 1 / y_gain``)
   so the levels differ from step 0 (``--gain-init ones`` for all-ones);
@@ -51,7 +54,8 @@ CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
 # args that must match when resuming (others, e.g. --time-limit or --log-every, may change)
 RESUME_MUST_MATCH = ("family", "widths", "gain_init", "seed")
-RESUME_SHOULD_MATCH = ("steps", "batch", "crop", "lr", "lr_min", "aux_lr", "decay_frac", "clip", "data")
+RESUME_SHOULD_MATCH = ("steps", "batch", "crop", "lr", "lr_min", "aux_lr", "density_lr_scale", "decay_frac",
+                       "clip", "data")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--lr-min", type=float, default=1e-5, help="lr reached at the last step")
     ap.add_argument("--decay-frac", type=float, default=0.15, help="cosine decay over this last fraction")
     ap.add_argument("--aux-lr", type=float, default=1e-3)
+    ap.add_argument("--density-lr-scale", type=float, default=10.0,
+                    help="the entropy bottlenecks' density parameters train at this multiple of --lr")
     ap.add_argument("--mse-warmup", type=float, default=0.05,
                     help="MS-SSIM families: train on MSE (CompressAI's MSE lambda of the same quality "
                          "index) for this first fraction of the steps; from a random start MS-SSIM's "
@@ -180,16 +186,20 @@ class FamilyTrainer:
                 if hasattr(self.model, name):
                     getattr(self.model, name).compile()
         named = list(self.model.named_parameters())
+        self.net_names = [n for n, _ in named if not n.endswith("quantiles")]
         self.net_params = [p for n, p in named if not n.endswith("quantiles")]
         self.aux_params = [p for n, p in named if n.endswith("quantiles")]
         assert len(self.net_params) + len(self.aux_params) == len(named) and self.aux_params
-        self.opt = torch.optim.Adam(self.net_params, lr=args.lr)
+        groups = _param_groups(named)
+        self.opt = torch.optim.Adam([{"params": [p for _, p in g]} for g in groups], lr=args.lr)
+        self.group_names = [[n for n, _ in g] for g in groups]
         self.aux_opt = torch.optim.Adam(self.aux_params, lr=args.aux_lr)
+        self.has_level_densities = hasattr(self.model, "density_bits")
 
     def step(self, x: torch.Tensor, level: int, lr: float, warmup: bool = False) -> Dict[str, torch.Tensor]:
         args = self.args
-        for g in self.opt.param_groups:
-            g["lr"] = lr
+        self.opt.param_groups[0]["lr"] = lr
+        self.opt.param_groups[1]["lr"] = lr * args.density_lr_scale
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
         self.aux_opt.zero_grad(set_to_none=True)
@@ -197,13 +207,17 @@ class FamilyTrainer:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=args.bf16):
             out = self.model(x, level)
-        out = {"x_hat": out["x_hat"].float(),
+        out = {"x_hat": out["x_hat"].float(), "y": out.get("y"),
                "likelihoods": {k: v.float() for k, v in out["likelihoods"].items()}}
         if warmup and self.metric == "ms-ssim":
             loss, bpp, dist = rd_loss(out, x, MSE_LAMBDAS_8[(level - 1) % len(MSE_LAMBDAS_8)], "mse")
         else:
             loss, bpp, dist = rd_loss(out, x, self.lambdas[level - 1], self.metric, self.ms_ssim_fn)
-        loss.backward()
+        total = loss
+        if self.has_level_densities:
+            n, _, H, W = x.shape
+            total = loss + self.model.density_bits(out["y"], level) / (n * H * W)
+        total.backward()
         if args.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net_params, args.clip)
         self.opt.step()
@@ -219,11 +233,40 @@ class FamilyTrainer:
 
     def load_state(self, st: dict) -> None:
         self.model.load_state_dict(st["model"])
-        self.opt.load_state_dict(st["opt"])
+        opt = st["opt"]
+        if len(opt["param_groups"]) == 1:  # checkpoint from before the density group
+            opt = _split_adam_state(opt, self.net_names, self.group_names)
+        self.opt.load_state_dict(opt)
         self.aux_opt.load_state_dict(st["aux_opt"])
 
     def params_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+
+def _is_density(name: str) -> bool:
+    """CompressAI EntropyBottleneck density parameters (``_matrix*``, ``_bias*``, ``_factor*``)."""
+    return "entropy_bottleneck" in name and not name.endswith("quantiles")
+
+
+def _param_groups(named):
+    """The main optimizer's two groups: transforms and gains, then the densities."""
+    net = [(n, p) for n, p in named if not n.endswith("quantiles")]
+    return [[(n, p) for n, p in net if not _is_density(n)], [(n, p) for n, p in net if _is_density(n)]]
+
+
+def _split_adam_state(opt: dict, old_names: List[str], group_names: List[List[str]]) -> dict:
+    """A one-group Adam state over ``old_names`` re-indexed into the groups of ``group_names``."""
+    old_index = {n: i for i, n in enumerate(old_names)}
+    state, groups, k = {}, [], 0
+    for names in group_names:
+        ids = []
+        for n in names:
+            if old_index[n] in opt["state"]:
+                state[k] = opt["state"][old_index[n]]
+            ids.append(k)
+            k += 1
+        groups.append(dict(opt["param_groups"][0], params=ids))
+    return {"state": state, "param_groups": groups}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,6 +335,11 @@ def export_family(tr_state: dict, family: str, export_dir: str, record: dict, no
     )
 
 
+def fam_factorized(family: str) -> bool:
+    """One density per level (the every-level density term applies)."""
+    return FAMILIES[family]["architecture"] in ("bmshj2018-factorized", "b2018-gdn")
+
+
 def _export_all(ck: dict, export_dir: str, extra_note: str = "") -> List[dict]:
     a = ck["args"]
     fams = list(ck["families"])
@@ -305,6 +353,9 @@ def _export_all(ck: dict, export_dir: str, extra_note: str = "") -> List[dict]:
                 f"batch; Adam {a['lr']:g} (net, clip {a['clip']:g}) + Adam {a['aux_lr']:g} (quantiles, "
                 f"aux loss); cosine lr decay to {a['lr_min']:g} over the last {a['decay_frac']:.0%}; "
                 f"gain init {a['gain_init']}; seed {a['seed']}"
+                + (f"; densities at {a['density_lr_scale']:g}x lr"
+                   + (", every level's density on every batch" if fam_factorized(fam) else "")
+                   if a.get("density_lr_scale") else "")
                 + ("; bf16 autocast convs" if a.get("bf16") else "")
                 + (f"; interleaved with {', '.join(f for f in fams if f != fam)}" if len(fams) > 1 else "")
                 + (f"; {a['note']}" if a.get("note") else "")
