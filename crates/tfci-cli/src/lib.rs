@@ -116,3 +116,19 @@ pub fn print_adapters() {
         println!("{}  [{state}]", a.describe());
     }
 }
+
+/// Call first in `main`, while the process has one thread (it may set an environment variable).
+///
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection to find the
+/// desktop's default GPU; without a session (SSH, CI, containers) libwayland prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set" on every adapter probe. The backend ranks adapters itself
+/// (`--adapter` picks one), so the layer adds nothing here: it is switched off through its own
+/// documented variable, unless the user set that variable or has a session.
+pub fn prepare_environment() {
+    let session = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(|d| std::path::Path::new(&d).is_dir())
+        .unwrap_or(false);
+    if !session && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}

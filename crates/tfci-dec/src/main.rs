@@ -145,5 +145,6 @@ fn decompress_one(
 }
 
 fn main() -> ExitCode {
+    tfci_cli::prepare_environment();
     tfci_cli::exit_code(run(Cli::parse()))
 }

@@ -122,6 +122,7 @@ fn list_models(registry: &codec_core::model::Registry) {
 }
 
 fn main() -> ExitCode {
+    tfci_cli::prepare_environment();
     tfci_cli::exit_code(run(Cli::parse()))
 }
 

@@ -37,8 +37,7 @@ fn dec(dir: &Path, arch: &str, args: &[&str]) -> Output {
 }
 
 fn run(mut c: Command, dir: &Path, arch: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    // The CPU backend unless a test asks otherwise: GPU parity is tests/gpu.rs's job, and probing
-    // adapters lets Mesa print its own XDG_RUNTIME_DIR complaint on headless machines.
+    // The CPU backend unless a test asks otherwise: GPU parity is tests/gpu.rs's job.
     c.current_dir(dir)
         .env_remove("TFCI_MODEL_DIR")
         .env("TFCI_BACKEND", "cpu")
@@ -861,6 +860,14 @@ fn backend_flags() {
     let out = enc(d.path(), arch, &["adapters"]);
     ok(&out);
     assert!(!out.stdout.is_empty());
+    // Without a desktop session Mesa's device-select layer used to print its libwayland error.
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tfci-enc"));
+    c.env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT");
+    let out = run(c, d.path(), arch, &["adapters"], None);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
 }
 
 /// tfci.py's underscore spellings and the kebab-case ones are the same flags.
