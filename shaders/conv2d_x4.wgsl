@@ -5,30 +5,13 @@
 // pixels: 4 staged inputs + 2 staged weight vectors per 32 multiply-adds, against 1 + 2 per 8 in
 // conv2d.wgsl, which serves the layers whose 16x16 patch does not fit (9x9 stride 4).
 
-// `Params` and the bindings p, x, wt, bias, y: conv_interface.wgsl, prepended by gpu/kernels.rs.
+// `Params`, the bindings p, x, wt, bias, y and the shared steps (stage_input, stage_weights,
+// store, floor_div): conv_interface.wgsl, prepended by gpu/kernels.rs.
 
 const T: u32 = 16u;
 // 3060 x 4 B + 255 x 16 B = 16320 B, inside the 16352 B downlevel guarantee.
 var<workgroup> sx: array<f32, 3060>;
 var<workgroup> sw: array<vec4<f32>, 255>;
-
-fn store(oy: u32, ox: u32, cg: u32, lo: vec4<f32>, hi: vec4<f32>) {
-    if (ox >= p.ow || oy >= p.oh) {
-        return;
-    }
-    let plane = p.oh * p.ow;
-    let base = oy * p.ow + ox;
-    for (var j = 0u; j < 8u; j++) {
-        let co = cg * 8u + j;
-        if (co < p.cout) {
-            var v = select(hi[j - 4u], lo[j], j < 4u) + bias[co];
-            if (p.act == 1u && v <= 0.0) {
-                v = v * p.slope;
-            }
-            y[co * plane + base] = v;
-        }
-    }
-}
 
 @compute @workgroup_size(8, 8, 1)
 fn main(
@@ -44,7 +27,6 @@ fn main(
     let ox0 = wg.x * T;
     let oy0 = wg.y * T;
     let cg = wg.z;
-    let cpad4 = ((p.cout + 7u) / 8u) * 2u;
     let iy0 = i32(oy0 * s) - i32(p.pad);
     let ix0 = i32(ox0 * s) - i32(p.pad);
     // Offset of the second pixel row / column inside the patch.
@@ -61,27 +43,8 @@ fn main(
     for (var c0 = 0u; c0 < p.cin; c0 += p.ck) {
         let cn = min(p.ck, p.cin - c0);
         workgroupBarrier();
-        // Row by row with the 8x8 invocation grid: no integer division (slow where it is
-        // emulated, as on CPU drivers).
-        for (var cc = 0u; cc < cn; cc++) {
-            for (var py = lid.y; py < pw; py += 8u) {
-                let iy = iy0 + i32(py);
-                let row_ok = iy >= 0 && u32(iy) < p.h;
-                let src = ((c0 + cc) * p.h + u32(max(iy, 0))) * p.w;
-                for (var px = lid.x; px < pw; px += 8u) {
-                    let ix = ix0 + i32(px);
-                    var v = 0.0;
-                    if (row_ok && ix >= 0 && u32(ix) < p.w) {
-                        v = x[src + u32(ix)];
-                    }
-                    sx[cc * parea + py * pw + px] = v;
-                }
-            }
-        }
-        // sw[(cc * kk + tap) * 2 + half] = wt[((c0 + cc) * kk + tap) * cpad4 + cg * 2 + half].
-        for (var t = li; t < cn * kk * 2u; t += 64u) {
-            sw[t] = wt[(c0 * kk + t / 2u) * cpad4 + cg * 2u + t % 2u];
-        }
+        stage_input(c0, cn, iy0, ix0, lid);
+        stage_weights(c0, cn, cg, li);
         workgroupBarrier();
         for (var cc = 0u; cc < cn; cc++) {
             for (var ky = 0u; ky < k; ky++) {

@@ -8,34 +8,12 @@
 // invocation (tx, ty) computes grid positions (ty + 8*jy, tx + 8*jx), jy, jx in {0, 1}: one staged
 // weight pair feeds 4 pixels.
 
-// `Params` and the bindings p, x, wt, bias, y: conv_interface.wgsl, prepended by gpu/kernels.rs.
+// `Params`, the bindings p, x, wt, bias, y and the shared steps (stage_input, stage_weights,
+// store, floor_div): conv_interface.wgsl, prepended by gpu/kernels.rs.
 
 const T: u32 = 16u;
 var<workgroup> sx: array<f32, 3060>;
 var<workgroup> sw: array<vec4<f32>, 255>;
-
-fn floor_div(a: i32, b: i32) -> i32 {
-    let q = a / b;
-    return select(q, q - 1, (a % b != 0) && (a < 0));
-}
-
-fn store(oy: u32, ox: u32, cg: u32, lo: vec4<f32>, hi: vec4<f32>) {
-    if (ox >= p.ow || oy >= p.oh) {
-        return;
-    }
-    let plane = p.oh * p.ow;
-    let base = oy * p.ow + ox;
-    for (var j = 0u; j < 8u; j++) {
-        let co = cg * 8u + j;
-        if (co < p.cout) {
-            var v = select(hi[j - 4u], lo[j], j < 4u) + bias[co];
-            if (p.act == 1u && v <= 0.0) {
-                v = v * p.slope;
-            }
-            y[co * plane + base] = v;
-        }
-    }
-}
 
 @compute @workgroup_size(8, 8, 1)
 fn main(
@@ -79,23 +57,7 @@ fn main(
     for (var c0 = 0u; c0 < p.cin; c0 += p.ck) {
         let cn = min(p.ck, p.cin - c0);
         workgroupBarrier();
-        // Row by row with the 8x8 invocation grid: no integer division (slow where it is
-        // emulated, as on CPU drivers).
-        for (var cc = 0u; cc < cn; cc++) {
-            for (var py = lid.y; py < pw; py += 8u) {
-                let iy = iy0 + i32(py);
-                let row_ok = iy >= 0 && u32(iy) < p.h;
-                let src = ((c0 + cc) * p.h + u32(max(iy, 0))) * p.w;
-                for (var px = lid.x; px < pw; px += 8u) {
-                    let ix = ix0 + i32(px);
-                    var v = 0.0;
-                    if (row_ok && ix >= 0 && u32(ix) < p.w) {
-                        v = x[src + u32(ix)];
-                    }
-                    sx[cc * parea + py * pw + px] = v;
-                }
-            }
-        }
+        stage_input(c0, cn, iy0, ix0, lid);
         // Only this phase's taps: sw[((cc * nty + ty) * ntx + tx) * 2 + half] holds kernel tap
         // (ky0 + ty * s, kx0 + tx * s), so a chunk holds several times more channels.
         for (var t = li; t < cn * nt * 2u; t += 64u) {
