@@ -6,11 +6,13 @@
 //! `cargo bench -p codec-core --bench codec -- --models DIR --image PNG [--runs 7] [--warmup 2] [--threads 2]`
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use codec_core::container::Packed;
 use codec_core::model::Registry;
 use codec_core::{Codec, Limits, RgbImage};
+
+mod common;
+use common::median_ms;
 
 struct Args {
     models: PathBuf,
@@ -45,22 +47,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--image is required".into());
     }
     Ok(a)
-}
-
-/// Median wall time in milliseconds of `runs` calls after `warmup` calls.
-fn median_ms<T>(warmup: usize, runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    for _ in 0..warmup {
-        std::hint::black_box(f());
-    }
-    let mut t: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
 }
 
 fn main() -> Result<(), String> {

@@ -10,16 +10,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use codec_core::container::Packed;
 use codec_core::cpu::{CpuNet, Math};
 use codec_core::gpu::{GpuContext, GpuNet};
-use codec_core::model::graph::{Conv, Layer, Net};
+use codec_core::model::graph::{Layer, Net};
 use codec_core::model::Registry;
 use codec_core::tensor::Tensor;
 use codec_core::{Backend, Codec, Limits, RgbImage};
 use serde_json::{json, Value};
+
+mod common;
+use common::{conv, gdn, median_ms, values};
 
 struct Args {
     out: Option<PathBuf>,
@@ -60,56 +62,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(a)
-}
-
-/// Median wall time in milliseconds of `runs` calls after `warmup` calls.
-fn median_ms<T>(warmup: usize, runs: usize, mut f: impl FnMut() -> T) -> f64 {
-    for _ in 0..warmup {
-        std::hint::black_box(f());
-    }
-    let mut t: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
-
-/// Deterministic pseudo-random values in `[-a, a)`.
-fn values(n: usize, seed: u64, a: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
-        })
-        .collect()
-}
-
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> Layer {
-    Layer::Conv(Conv {
-        cin,
-        cout,
-        k,
-        stride,
-        transposed,
-        weight: values(cin * cout * k * k, 1, 1.0 / ((cin * k * k) as f32).sqrt()),
-        bias: Some(values(cout, 2, 0.1)),
-    })
-}
-
-fn gdn(c: usize, inverse: bool) -> Layer {
-    Layer::Gdn {
-        c,
-        inverse,
-        beta: vec![1.0; c],
-        gamma: values(c * c, 3, 0.1).iter().map(|v| v.abs()).collect(),
-    }
 }
 
 /// A benchmarked kernel: name, layers, input shape `(c, h, w)`.

@@ -8,50 +8,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use codec_core::cpu::{CpuNet, Math};
-use codec_core::model::graph::{Conv, Layer, Net};
+use codec_core::model::graph::{Layer, Net};
 use codec_core::tensor::Tensor;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
-/// Deterministic pseudo-random values in `[-scale, scale)`.
-fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
-
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> Layer {
-    let weight = values(cin * cout * k * k, (cin * 31 + cout) as u64, 0.05);
-    let bias = Some(values(cout, 3, 0.1));
-    Layer::Conv(Conv {
-        cin,
-        cout,
-        k,
-        stride,
-        transposed,
-        weight,
-        bias,
-    })
-}
-
-fn gdn(c: usize, inverse: bool) -> Layer {
-    let beta = vec![1.0; c];
-    let mut gamma: Vec<f32> = values(c * c, 11, 0.01).iter().map(|v| v.abs()).collect();
-    for i in 0..c {
-        gamma[i * c + i] += 0.1;
-    }
-    Layer::Gdn {
-        c,
-        inverse,
-        beta,
-        gamma,
-    }
-}
+mod common;
+use common::{conv, gdn, values};
 
 fn g_a(n: usize, m: usize) -> Net {
     Net {
