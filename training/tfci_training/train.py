@@ -47,7 +47,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
 from .data import CropSampler, find_images
 from .export import export
-from .models import FAMILIES, GDN, MSE_LAMBDAS_8, build_model, rd_loss
+from .models import ARCHITECTURES, FAMILIES, GDN, MSE_LAMBDAS_8, build_model, rd_loss
 
 CHECKPOINT_FORMAT = "tfci-train-checkpoint/1"
 CHECKPOINT = "checkpoint.pt"
@@ -336,8 +336,8 @@ def export_family(tr_state: dict, family: str, export_dir: str, record: dict, no
 
 
 def fam_factorized(family: str) -> bool:
-    """One density per level (the every-level density term applies)."""
-    return FAMILIES[family]["architecture"] in ("bmshj2018-factorized", "b2018-gdn")
+    """One density per level: the architecture has the every-level density term."""
+    return hasattr(ARCHITECTURES[FAMILIES[family]["architecture"]], "density_bits")
 
 
 def _export_all(ck: dict, export_dir: str, extra_note: str = "") -> List[dict]:
