@@ -20,7 +20,8 @@ struct Params {
     // 1: LeakyReLU after the bias.
     act: u32,
     slope: f32,
-    _p0: u32,
+    // 1: `wt` holds f16 pairs (see `weight`), 0: f32.
+    wf16: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -28,8 +29,11 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 // Repacked [cin][k*k][cout_pad] with cout_pad a multiple of 8 (zeros in the padding); the
-// transposed kernels use the same layout over their flipped taps.
-@group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;
+// transposed kernels use the same layout over their flipped taps. Either f32 (one vec4 per 4
+// channels, bit-cast) or, when every weight is an f16 value, f16 pairs (one vec4<u32> per 8
+// channels): half the bytes to stage, the same f32 values after unpacking, so results are
+// bit-identical (gpu/net.rs chooses). unpack2x16float is core WGSL: no SHADER_F16 needed.
+@group(0) @binding(2) var<storage, read> wt: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
@@ -61,13 +65,23 @@ fn stage_input(c0: u32, cn: u32, iy0: i32, ix0: i32, lid: vec3<u32>) {
     }
 }
 
+// Channels cg * 8 + 4 * hf .. + 3 of weight row `row` (= input channel * k * k + tap).
+fn weight(row: u32, cg: u32, hf: u32) -> vec4<f32> {
+    let groups = (p.cout + 7u) / 8u;
+    if (p.wf16 == 1u) {
+        let q = wt[row * groups + cg];
+        let h = select(q.zw, q.xy, hf == 0u);
+        return vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
+    }
+    return bitcast<vec4<f32>>(wt[(row * groups + cg) * 2u + hf]);
+}
+
 // Stages every tap of input channels c0 .. c0 + cn for output channel group cg:
-// sw[(cc * kk + tap) * 2 + half] = wt[((c0 + cc) * kk + tap) * cpad4 + cg * 2 + half].
+// sw[(cc * kk + tap) * 2 + half] = channels of half `half` of row (c0 + cc) * kk + tap.
 fn stage_weights(c0: u32, cn: u32, cg: u32, li: u32) {
     let kk = p.k * p.k;
-    let cpad4 = ((p.cout + 7u) / 8u) * 2u;
     for (var t = li; t < cn * kk * 2u; t += 64u) {
-        sw[t] = wt[(c0 * kk + t / 2u) * cpad4 + cg * 2u + t % 2u];
+        sw[t] = weight(c0 * kk + t / 2u, cg, t % 2u);
     }
 }
 

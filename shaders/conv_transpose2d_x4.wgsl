@@ -34,7 +34,6 @@ fn main(
     let rx = wg.z % su;
     let my0 = wg.y * T;
     let mx0 = wg.x * T;
-    let cpad4 = ((p.cout + 7u) / 8u) * 2u;
     // Lowest input row / column any tap of this phase reads (a bound shared by all phases).
     let iy0 = i32(my0) + floor_div(pad - i32(k) + 1, s);
     let ix0 = i32(mx0) + floor_div(pad - i32(k) + 1, s);
@@ -64,7 +63,7 @@ fn main(
             let r = t / 2u;
             let q = r % nt;
             let tap = (ky0 + (q / ntx) * su) * k + kx0 + (q % ntx) * su;
-            sw[t] = wt[((c0 + r / nt) * kk + tap) * cpad4 + cg * 2u + t % 2u];
+            sw[t] = weight((c0 + r / nt) * kk + tap, cg, t % 2u);
         }
         workgroupBarrier();
         for (var cc = 0u; cc < cn; cc++) {

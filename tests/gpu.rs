@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use codec_core::container::Packed;
+use codec_core::gpu::GpuNet;
 use codec_core::model::Registry;
 use codec_core::{Backend, BackendKind, BackendOptions, Codec, Limits, RgbImage};
 
@@ -85,6 +86,13 @@ fn every_model_reconstructs_within_2_of_255_of_the_cpu() {
     let limits = Limits::default();
     for entry in registry.families() {
         let family = registry.load(entry).expect("loads");
+        if let Some(ctx) = gpu.gpu() {
+            // The shipped weights are f16 values: the kernels stage them as f16 pairs.
+            for net in [&family.g_a, &family.g_s] {
+                let g = GpuNet::prepare(ctx, net).expect("prepare");
+                assert!(g.f16_weights(), "{}: {} not in f16", entry.family, net.name);
+            }
+        }
         let cpu = Codec::new(family.clone()).expect("cpu codec");
         let gpu = Codec::with_backend(family, &gpu).expect("gpu codec");
         let level = entry.levels.div_ceil(2);

@@ -35,6 +35,8 @@ enum Op {
         slope: Option<f32>,
         /// Runs on the 2x2-pixels-per-invocation kernel (see [`ConvShape::x4`]).
         x4: bool,
+        /// `weight` holds f16 pairs (see [`pack_f16`]).
+        f16: bool,
         weight: wgpu::Buffer,
         bias: wgpu::Buffer,
     },
@@ -139,14 +141,33 @@ impl std::fmt::Debug for GpuNet {
     }
 }
 
-fn storage(ctx: &GpuContext, label: &str, data: &[f32]) -> wgpu::Buffer {
-    let data: &[f32] = if data.is_empty() { &[0.0] } else { data };
+fn storage<T: bytemuck::Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffer {
+    let bytes: &[u8] = bytemuck::cast_slice(data);
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
-            contents: bytemuck::cast_slice(data),
+            contents: if bytes.is_empty() { &[0; 4] } else { bytes },
             usage: wgpu::BufferUsages::STORAGE,
         })
+}
+
+/// The repacked weights as f16 pairs (channel 2i in the low half), or `None` when a weight is
+/// not exactly an f16 value. Shipped models store f16 weights, so their convolutions stage half
+/// the bytes and unpack to the very f32 values the f32 layout holds: parity is bitwise.
+fn pack_f16(w: &[f32]) -> Option<Vec<u32>> {
+    w.chunks(2)
+        .map(|pair| {
+            let mut word = 0u32;
+            for (i, &v) in pair.iter().enumerate() {
+                let h = half::f16::from_f32(v);
+                if h.to_f32().to_bits() != v.to_bits() {
+                    return None;
+                }
+                word |= u32::from(h.to_bits()) << (16 * i);
+            }
+            Some(word)
+        })
+        .collect()
 }
 
 /// `[cin][k*k][cout_pad]` with `cout_pad` a multiple of 8: one staged row feeds 8 outputs.
@@ -188,6 +209,15 @@ fn u(v: usize) -> Result<u32, GpuError> {
 impl GpuNet {
     /// Uploads the weights of `net` (once; they stay on the device).
     pub fn prepare(ctx: &Arc<GpuContext>, net: &Net) -> Result<GpuNet, GpuError> {
+        Self::prepare_with(ctx, net, true)
+    }
+
+    /// [`GpuNet::prepare`], with f16 weight storage only where `allow_f16` (tests compare both).
+    pub(crate) fn prepare_with(
+        ctx: &Arc<GpuContext>,
+        net: &Net,
+        allow_f16: bool,
+    ) -> Result<GpuNet, GpuError> {
         let cin = match net.layers.first() {
             Some(Layer::Conv(c)) => c.cin,
             Some(Layer::Gdn { c, .. }) => *c,
@@ -225,11 +255,17 @@ impl GpuNet {
                             _ => None,
                         };
                         let bias = c.bias.clone().unwrap_or_else(|| vec![0.0; c.cout]);
+                        let repacked = repack_conv(c);
+                        let (f16, weight) = match pack_f16(&repacked).filter(|_| allow_f16) {
+                            Some(h) => (true, storage(ctx, "weight f16", &h)),
+                            None => (false, storage(ctx, "weight", &repacked)),
+                        };
                         Op::Conv {
                             conv: shape,
                             slope,
                             x4: shape.x4(),
-                            weight: storage(ctx, "weight", &repack_conv(c)),
+                            f16,
+                            weight,
                             bias: storage(ctx, "bias", &bias),
                         }
                     }
@@ -280,6 +316,14 @@ impl GpuNet {
                 *x4 = false;
             }
         }
+    }
+
+    /// Whether every convolution stages f16 weights (true for the shipped models).
+    pub fn f16_weights(&self) -> bool {
+        self.ops.iter().all(|op| match op {
+            Op::Conv { f16, .. } => *f16,
+            _ => true,
+        })
     }
 
     /// The device this net runs on.
@@ -470,6 +514,7 @@ impl GpuNet {
                 conv,
                 slope,
                 x4,
+                f16,
                 weight,
                 bias,
             } => {
@@ -488,7 +533,7 @@ impl GpuNet {
                     u(conv.patch_for(*x4))?,
                     u32::from(slope.is_some()),
                     slope.unwrap_or(0.0).to_bits(),
-                    0,
+                    u32::from(*f16),
                     0,
                     0,
                 ];

@@ -205,6 +205,64 @@ fn gdn_and_leaky_relu_match_cpu() {
     eprintln!("gdn / leaky relu: worst relative error {worst:e}");
 }
 
+/// Rounds every convolution weight of `net` to the nearest f16 value, as the shipped models are.
+fn to_f16(net: &mut Net) {
+    for layer in &mut net.layers {
+        if let Layer::Conv(c) = layer {
+            for v in &mut c.weight {
+                *v = half::f16::from_f32(*v).to_f32();
+            }
+        }
+    }
+}
+
+#[test]
+fn f16_weights_are_bit_identical_to_f32_weights() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(6);
+    // Every kernel variant (2x2 and one pixel per invocation, plain and transposed, the 9x9
+    // stride-4 layers) and output channel counts that leave odd f16 pairs and padded groups.
+    for (cin, cout, k, stride, transposed, h, w) in [
+        (3, 13, 5, 2, false, 19, 23),
+        (3, 8, 9, 4, false, 21, 17),
+        (20, 3, 5, 2, true, 9, 7),
+        (12, 3, 9, 4, true, 5, 6),
+        (9, 17, 3, 1, false, 11, 10),
+    ] {
+        let mut net = Net {
+            name: "conv".into(),
+            layers: vec![conv(&mut rng, cin, cout, k, stride, transposed)],
+        };
+        let x = Tensor::from_vec(cin, h, w, rng.vec(cin * h * w, 1.0));
+        let what = format!("cin {cin} cout {cout} k {k} s {stride} t {transposed}");
+        // Random f32 weights are not f16 values: they must stay in the f32 layout.
+        assert!(
+            !GpuNet::prepare(&ctx, &net).unwrap().f16_weights(),
+            "{what}"
+        );
+        to_f16(&mut net);
+        let cpu = CpuNet::prepare(&net, Math::Fast).forward(&x);
+        let mut half = GpuNet::prepare_with(&ctx, &net, true).unwrap();
+        let mut full = GpuNet::prepare_with(&ctx, &net, false).unwrap();
+        assert!(half.f16_weights() && !full.f16_weights(), "{what}");
+        for pass in 0..2 {
+            if pass == 1 {
+                half.single_pixel_kernels();
+                full.single_pixel_kernels();
+            }
+            let (a, b) = (half.forward(&x).unwrap(), full.forward(&x).unwrap());
+            let same = a
+                .data
+                .iter()
+                .zip(&b.data)
+                .all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "{what} (pass {pass}): f16 storage changed the result");
+            let e = rel_err(&a, &cpu);
+            assert!(e <= 1e-4, "{what} (pass {pass}): relative error {e:e}");
+        }
+    }
+}
+
 /// A g_a-like and a g_s-like net (same strides as the models, fewer channels).
 fn analysis(rng: &mut Rng) -> Net {
     Net {
