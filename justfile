@@ -23,9 +23,9 @@ test-gpu adapter="":
     TFCI_TEST_ADAPTER="{{adapter}}" cargo test -p codec-core --lib gpu::
     TFCI_TEST_ADAPTER="{{adapter}}" cargo test -p tfci-tests --test gpu
 
-# GPU vs CPU backend timings, per kernel and end to end (JSON on stdout, also written to `out`).
-bench out="target/bench-gpu.json" adapter="":
-    cargo bench -p codec-core --bench gpu -- --out {{out}} --adapter "{{adapter}}"
+# GPU vs CPU backend timings, per kernel and end to end (JSON on stdout, also written to `out`); `peak` = the adapter's FP32 TFLOP/s.
+bench out="target/bench-gpu.json" adapter="" peak="":
+    cargo bench -p codec-core --bench gpu -- --out {{out}} --adapter "{{adapter}}" {{ if peak != "" { "--peak-tflops " + peak } else { "" } }}
 
 # Compress and decompress one Kodak image with a shipped model.
 demo model="b2018-gdn-128-3" image="../shared/data/kodak/kodim01.png":
@@ -40,6 +40,10 @@ bench-ops:
 # CPU compress/decompress per family vs CompressAI/PyTorch in the same run (writes docs/benchmarks/cpu.json).
 bench-cpu image="../shared/data/kodak/kodim01.png":
     cd training && {{python}} -m tfci_training.bench_peer --image ../{{image}} --out ../docs/benchmarks/cpu.json
+
+# On a machine with an NVIDIA GPU: tfci-rs on the wgpu adapter vs CompressAI/PyTorch on CUDA, same run (writes docs/benchmarks/cuda.json).
+bench-cuda adapter="NVIDIA" image="../shared/data/kodak/kodim01.png":
+    cd training && {{python}} -m tfci_training.bench_peer --image ../{{image}} --device cuda --backend gpu --adapter {{adapter}} --out ../docs/benchmarks/cuda.json
 
 # Regenerate the golden fixtures from the PyTorch reference (never done by tests).
 fixtures:

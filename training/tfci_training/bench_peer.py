@@ -1,8 +1,10 @@
-"""CPU speed of tfci-rs against CompressAI/PyTorch, in one run, on one image.
+"""Speed of tfci-rs against CompressAI/PyTorch, in one run, on one image: CPU against CPU
+(``just bench-cpu``) or a wgpu adapter against CUDA (``just bench-cuda``, ``--device cuda --backend gpu``).
 
 For each architecture at CompressAI's zoo widths this script
 1. builds a random-init model of our architecture and exports it (f32) into a scratch model folder,
-2. runs the Rust benchmark (``cargo bench -p codec-core --bench codec``) on that folder,
+2. runs the Rust benchmark (``cargo bench -p codec-core --bench codec``) on that folder, on the CPU
+   backend or (``--backend gpu``) on the wgpu adapter ``--adapter`` names,
 3. times the same architecture in PyTorch with CompressAI's entropy coders (2 threads, inference mode):
    ``compressai.models.FactorizedPrior`` / ``MeanScaleHyperprior`` ``compress``/``decompress`` for the
    bmshj2018 and mbt2018 rows (as ``../shared/anchors/peer/compressai_speed.py`` does), and our
@@ -56,16 +58,25 @@ def median_ms(fn, warmup: int, runs: int) -> float:
 
 
 def peer_times(arch: str, N: int, M: int, cls: str | None, x: torch.Tensor, warmup: int, runs: int):
+    """Median compress and decompress ms; on CUDA each call ends with a synchronize (the strings
+    come back to the host anyway; the reconstruction is waited for, not copied)."""
     import compressai.models as cm
 
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     if cls is not None:
-        net = getattr(cm, cls)(N, M).eval()
+        net = getattr(cm, cls)(N, M).to(x.device).eval()
         net.update(force=True)
         out = net.compress(x)
-        comp = lambda: net.compress(x)  # noqa: E731
-        dec = lambda: net.decompress(out["strings"], out["shape"])  # noqa: E731
+
+        def comp():
+            return net.compress(x)
+
+        def dec():
+            r = net.decompress(out["strings"], out["shape"])
+            sync()
+            return r
     else:
-        net = build_model(arch, N, M, 4).eval()
+        net = build_model(arch, N, M, 4).to(x.device).eval()
         net.update(force=True, update_quantiles=True)
         eb = net.entropy_bottlenecks[1]
         g, gi = net.gains(2)
@@ -77,7 +88,9 @@ def peer_times(arch: str, N: int, M: int, cls: str | None, x: torch.Tensor, warm
         strings, shape = comp()
 
         def dec():
-            return net.g_s(eb.decompress(strings, shape) * gi).clamp(0, 1)
+            r = net.g_s(eb.decompress(strings, shape) * gi).clamp(0, 1)
+            sync()
+            return r
 
     return median_ms(comp, warmup, runs), median_ms(dec, warmup, runs)
 
@@ -90,6 +103,9 @@ def main(argv=None) -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--configs", nargs="*", default=[c[0] for c in CONFIGS])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where PyTorch runs")
+    ap.add_argument("--backend", default="cpu", choices=["cpu", "gpu"], help="where tfci-rs runs")
+    ap.add_argument("--adapter", default="", help="wgpu adapter name substring (--backend gpu)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
@@ -97,14 +113,16 @@ def main(argv=None) -> None:
     configs = [c for c in CONFIGS if c[0] in args.configs]
 
     img = np.asarray(Image.open(args.image).convert("RGB"))
-    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+    x = (torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0).to(args.device)
 
     with tempfile.TemporaryDirectory() as models:
         for name, arch, N, M, _ in configs:
             export(build_model(arch, N, M, 4), f"bench-{name}", models, dtype="f32", update_tables=True)
         cmd = ["cargo", "bench", "-q", "-p", "codec-core", "--bench", "codec", "--", "--models", models,
                "--image", os.path.abspath(args.image), "--runs", str(args.runs), "--warmup",
-               str(args.warmup), "--threads", str(args.threads)]
+               str(args.warmup), "--threads", str(args.threads), "--backend", args.backend]
+        if args.adapter:
+            cmd += ["--adapter", args.adapter]
         rust = json.loads(subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, text=True).stdout)
 
     rows = []
@@ -124,7 +142,9 @@ def main(argv=None) -> None:
                   f"pytorch {pc:.1f}/{pd:.1f} ms", flush=True)
 
     env = {"threads": args.threads, "runs": args.runs, "warmup": args.warmup, "torch": torch.__version__,
-           "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+           "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+           "pytorch_device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+           "rust_backend": rust[0]["backend"] if rust else args.backend}
     table = ["| config | N | M | image | Rust compress ms | PyTorch compress ms | speed-up | "
              "Rust decompress ms | PyTorch decompress ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

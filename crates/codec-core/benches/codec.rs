@@ -1,15 +1,17 @@
-//! End-to-end CPU timing of every family in a model folder on one image, as JSON.
+//! End-to-end timing of every family in a model folder on one image, as JSON, on the CPU backend
+//! or (`--backend gpu`) on a wgpu adapter.
 //!
-//! Driven by `training/tfci_training/bench_peer.py` (`just bench-cpu`), which exports random-init
-//! models at CompressAI's zoo widths, times CompressAI/PyTorch on the same image in the same run and
-//! reports the ratio. Usage:
-//! `cargo bench -p codec-core --bench codec -- --models DIR --image PNG [--runs 7] [--warmup 2] [--threads 2]`
+//! Driven by `training/tfci_training/bench_peer.py` (`just bench-cpu`, and `just bench-cuda` on a
+//! machine with an NVIDIA GPU), which exports random-init models at CompressAI's zoo widths, times
+//! CompressAI/PyTorch on the same image in the same run and reports the ratio. Usage:
+//! `cargo bench -p codec-core --bench codec -- --models DIR --image PNG [--runs 7] [--warmup 2]
+//!  [--threads 2] [--backend cpu|gpu] [--adapter SUBSTRING]`
 
 use std::path::PathBuf;
 
 use codec_core::container::Packed;
 use codec_core::model::Registry;
-use codec_core::{Codec, Limits, RgbImage};
+use codec_core::{Backend, BackendKind, BackendOptions, Codec, Limits, RgbImage};
 
 mod common;
 use common::median_ms;
@@ -20,6 +22,7 @@ struct Args {
     runs: usize,
     warmup: usize,
     threads: usize,
+    backend: BackendOptions,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -29,6 +32,10 @@ fn parse_args() -> Result<Args, String> {
         runs: 7,
         warmup: 2,
         threads: 2,
+        backend: BackendOptions {
+            kind: BackendKind::Cpu,
+            adapter: None,
+        },
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -39,6 +46,14 @@ fn parse_args() -> Result<Args, String> {
             "--runs" => a.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
             "--threads" => a.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--backend" => {
+                a.backend.kind = match val()?.as_str() {
+                    "cpu" => BackendKind::Cpu,
+                    "gpu" => BackendKind::Gpu,
+                    other => return Err(format!("--backend: {other} (cpu or gpu)")),
+                }
+            }
+            "--adapter" => a.backend.adapter = Some(val()?),
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
         }
@@ -65,10 +80,12 @@ fn main() -> Result<(), String> {
     };
     let registry = Registry::open(&args.models).map_err(|e| e.to_string())?;
     let limits = Limits::default();
+    let backend = Backend::select(&args.backend).map_err(|e| e.to_string())?;
+    eprintln!("backend: {}", backend.describe());
     let mut rows = Vec::new();
     for entry in registry.families() {
-        let codec = Codec::new(registry.load(entry).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        let family = registry.load(entry).map_err(|e| e.to_string())?;
+        let codec = Codec::with_backend(family, &backend).map_err(|e| e.to_string())?;
         let level = codec.family().levels.div_ceil(2);
         let bytes = codec
             .compress(&image, level, &limits)
@@ -85,18 +102,22 @@ fn main() -> Result<(), String> {
         let decompress_ms = median_ms(args.warmup, args.runs, || {
             codec.decompress_packed(&packed, level, &limits)
         });
+        if let Some(note) = codec.take_notes().first() {
+            return Err(format!("{}: {note}", entry.family));
+        }
         let macs = fam.g_a.macs((3, h, w)) + fam.g_s.macs(fam.g_a.output_shape((3, h, w)));
         rows.push(format!(
             "{{\"family\": \"{}\", \"architecture\": \"{}\", \"N\": {}, \"M\": {}, \"level\": {level}, \"width\": {w}, \
              \"height\": {h}, \"bytes\": {}, \"g_a_ms\": {g_a_ms:.3}, \"compress_ms\": {compress_ms:.3}, \
-             \"decompress_ms\": {decompress_ms:.3}, \"transform_gmacs\": {:.4}, \"threads\": {}}}",
+             \"decompress_ms\": {decompress_ms:.3}, \"transform_gmacs\": {:.4}, \"threads\": {}, \"backend\": {:?}}}",
             fam.name,
             fam.architecture.as_str(),
             fam.n,
             fam.m,
             bytes.len(),
             macs as f64 / 1e9,
-            args.threads
+            args.threads,
+            backend.describe()
         ));
         eprintln!(
             "{}: compress {compress_ms:.1} ms, decompress {decompress_ms:.1} ms",

@@ -2,11 +2,18 @@
 //!
 //! Both backends run in the same process on the same inputs, so the ratio is meaningful on the
 //! machine at hand; absolute GPU times only mean something on a real GPU (the JSON names the
-//! adapter). GPU times are wall times of `GpuNet::forward`, upload and readback included, because
-//! that is what the codec pays. Usage:
+//! adapter). Per kernel: the wall time of `GpuNet::forward` (upload and readback included: what
+//! the codec pays) and the device time of `GpuNet::device_time` (`--repeats` passes in one
+//! submission, no transfers) with f16 and with f32 weight storage, the achieved GMAC/s and, given
+//! `--peak-tflops` (the adapter's FP32 peak; one MAC is two FLOPs), the fraction of that peak.
+//! The `elementwise pass` row bounds what fusing GDN into the convolution before it could save:
+//! such a fusion still does the GDN's c*c MACs per pixel and only spares writing the convolution's
+//! output and reading it back, one read and one write of the tensor, which this pass (an in-place
+//! LeakyReLU after the GDN, timed as the difference) costs. Usage:
 //! `cargo bench -p codec-core --bench gpu -- [--out FILE] [--adapter SUBSTRING] [--image PNG]
-//!  [--models DIR] [--runs 3] [--warmup 1] [--skip-e2e]` (relative paths from the workspace root;
-//! the image defaults to `../shared/data/kodak/kodim01.png`, else a synthetic 768x512 one).
+//!  [--models DIR] [--runs 3] [--warmup 1] [--repeats 10] [--peak-tflops F] [--skip-e2e]`
+//! (relative paths from the workspace root; the image defaults to
+//! `../shared/data/kodak/kodim01.png`, else a synthetic 768x512 one).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +37,8 @@ struct Args {
     models: PathBuf,
     runs: usize,
     warmup: usize,
+    repeats: usize,
+    peak_tflops: Option<f64>,
     e2e: bool,
 }
 
@@ -43,6 +52,8 @@ fn parse_args() -> Result<Args, String> {
         models: root.join("models"),
         runs: 3,
         warmup: 1,
+        repeats: 10,
+        peak_tflops: None,
         e2e: true,
     };
     let mut it = std::env::args().skip(1);
@@ -56,6 +67,10 @@ fn parse_args() -> Result<Args, String> {
             "--models" => a.models = root.join(val()?),
             "--runs" => a.runs = val()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--warmup" => a.warmup = val()?.parse().map_err(|e| format!("--warmup: {e}"))?,
+            "--repeats" => a.repeats = val()?.parse().map_err(|e| format!("--repeats: {e}"))?,
+            "--peak-tflops" => {
+                a.peak_tflops = Some(val()?.parse().map_err(|e| format!("--peak-tflops: {e}"))?)
+            }
             "--skip-e2e" => a.e2e = false,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
@@ -91,6 +106,11 @@ fn kernels() -> Vec<Case> {
             (128, 64, 96),
         ),
         ("gdn 128", vec![gdn(128, false)], (128, 256, 384)),
+        (
+            "gdn 128 + elementwise pass",
+            vec![gdn(128, false), Layer::LeakyRelu { slope: 1.0 }],
+            (128, 256, 384),
+        ),
         ("igdn 128", vec![gdn(128, true)], (128, 256, 384)),
         (
             "deconv 192->128 k5 s2 (g_s first)",
@@ -121,6 +141,21 @@ fn kernels() -> Vec<Case> {
             (192, 32, 48),
         ),
     ]
+}
+
+/// Values of the tensor the `elementwise pass` row reads and writes.
+const PASS_VALUES: usize = 128 * 256 * 384;
+
+/// Values of every tensor a GDN of `net` normalizes, for an input of `shape`.
+fn gdn_values(net: &Net, mut shape: (usize, usize, usize)) -> usize {
+    let mut n = 0;
+    for layer in &net.layers {
+        if matches!(layer, Layer::Gdn { .. }) {
+            n += shape.0 * shape.1 * shape.2;
+        }
+        shape = layer.output_shape(shape);
+    }
+    n
 }
 
 fn load_image(a: &Args) -> Result<RgbImage, String> {
@@ -168,19 +203,50 @@ fn main() -> Result<(), String> {
         let x = Tensor::from_vec(c, h, w, values(c * h * w, 4, 1.0));
         let cpu = CpuNet::prepare(&net, Math::Fast);
         let gpu = GpuNet::prepare(&ctx, &net).map_err(|e| e.to_string())?;
+        let gpu_f32 = GpuNet::prepare_f32(&ctx, &net).map_err(|e| e.to_string())?;
         let cpu_ms = median_ms(args.warmup, args.runs, || cpu.forward(&x));
         let gpu_ms = median_ms(args.warmup, args.runs, || gpu.forward(&x));
+        let device_ms = |g: &GpuNet| -> Result<f64, String> {
+            let mut t = Vec::new();
+            for _ in 0..args.runs.max(1) {
+                let d = g.device_time(&x, args.repeats).map_err(|e| e.to_string())?;
+                t.push(d.as_secs_f64() * 1e3);
+            }
+            t.sort_by(f64::total_cmp);
+            Ok(t[t.len() / 2])
+        };
+        let dev_ms = device_ms(&gpu)?;
         let gmacs = net.macs((c, h, w)) as f64 / 1e9;
-        eprintln!("{name}: cpu {cpu_ms:.1} ms, gpu {gpu_ms:.1} ms");
-        kernel_rows.push(json!({
+        let mut row = json!({
             "kernel": name,
             "input": [c, h, w],
             "gmacs": gmacs,
             "cpu_ms": cpu_ms,
+            "cpu_gmac_per_s": gmacs / cpu_ms * 1e3,
             "gpu_ms": gpu_ms,
             "gpu_over_cpu": gpu_ms / cpu_ms,
-        }));
+            "gpu_device_ms": dev_ms,
+            "gpu_device_gmac_per_s": gmacs / dev_ms * 1e3,
+        });
+        if gpu.f16_weights() != gpu_f32.f16_weights() {
+            row["gpu_device_ms_f32_weights"] = json!(device_ms(&gpu_f32)?);
+        }
+        if let Some(peak) = args.peak_tflops {
+            row["gpu_fraction_of_fp32_peak"] = json!(2.0 * gmacs / dev_ms * 1e3 / (peak * 1e3));
+        }
+        eprintln!("{name}: cpu {cpu_ms:.1} ms, gpu {gpu_ms:.1} ms wall, {dev_ms:.2} ms on device");
+        kernel_rows.push(row);
     }
+    // What one read and one write of GDN's tensor costs: the difference of the two GDN rows.
+    let dev = |name: &str| {
+        kernel_rows
+            .iter()
+            .find(|r| r["kernel"] == name)
+            .and_then(|r| r["gpu_device_ms"].as_f64())
+    };
+    let pass_ms = dev("gdn 128 + elementwise pass")
+        .zip(dev("gdn 128"))
+        .map(|(a, b)| a - b);
     let mut e2e_rows = Vec::new();
     if args.e2e {
         let image = load_image(&args)?;
@@ -190,11 +256,20 @@ fn main() -> Result<(), String> {
         for entry in registry.families() {
             let family = registry.load(entry).map_err(|e| e.to_string())?;
             let level = entry.levels.div_ceil(2);
+            let f16 = GpuNet::prepare(&ctx, &family.g_a)
+                .map_err(|e| e.to_string())?
+                .f16_weights();
+            let x_shape = (3, image.height, image.width);
+            let gdn_values = gdn_values(&family.g_a, x_shape)
+                + gdn_values(&family.g_s, family.g_a.output_shape(x_shape));
             let mut row = json!({
                 "family": entry.family,
                 "level": level,
                 "width": image.width,
                 "height": image.height,
+                "f16_weights": f16,
+                // Upper bound on what fusing every GDN into its convolution saves per image.
+                "gdn_fusion_bound_ms": pass_ms.map(|p| p * gdn_values as f64 / PASS_VALUES as f64),
             });
             for (label, codec) in [
                 ("cpu", Codec::new(family.clone())),
@@ -235,8 +310,11 @@ fn main() -> Result<(), String> {
         "cpu_threads": rayon::current_num_threads(),
         "runs": args.runs,
         "warmup": args.warmup,
-        "note": "GPU times are wall times of GpuNet::forward / Codec calls, upload and readback included",
+        "repeats": args.repeats,
+        "peak_tflops": args.peak_tflops,
+        "note": "gpu_ms and the end-to-end times are wall times (upload and readback included); gpu_device_ms excludes transfers",
         "kernels": kernel_rows,
+        "elementwise_pass_ms": pass_ms,
         "end_to_end": e2e_rows,
     });
     let text = format!("{report:#}");

@@ -36,19 +36,20 @@ pub fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// A convolution with weights at the fan-in scale of a trained layer.
+/// A convolution with weights at the fan-in scale of a trained layer, rounded to f16 values as
+/// the shipped models store them (so the GPU stages them as f16, as it does the models').
 pub fn conv(cin: usize, cout: usize, k: usize, stride: usize, transposed: bool) -> Layer {
+    let scale = 1.0 / ((cin * k * k) as f32).sqrt();
     Layer::Conv(Conv {
         cin,
         cout,
         k,
         stride,
         transposed,
-        weight: values(
-            cin * cout * k * k,
-            (cin * 31 + cout) as u64,
-            1.0 / ((cin * k * k) as f32).sqrt(),
-        ),
+        weight: values(cin * cout * k * k, (cin * 31 + cout) as u64, scale)
+            .into_iter()
+            .map(|v| half::f16::from_f32(v).to_f32())
+            .collect(),
         bias: Some(values(cout, 3, 0.1)),
     })
 }

@@ -1,6 +1,7 @@
 //! A net on the GPU: weights uploaded once, activations in two reused ping-pong buffers.
 
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
@@ -212,12 +213,13 @@ impl GpuNet {
         Self::prepare_with(ctx, net, true)
     }
 
-    /// [`GpuNet::prepare`], with f16 weight storage only where `allow_f16` (tests compare both).
-    pub(crate) fn prepare_with(
-        ctx: &Arc<GpuContext>,
-        net: &Net,
-        allow_f16: bool,
-    ) -> Result<GpuNet, GpuError> {
+    /// [`GpuNet::prepare`] with every weight in the f32 layout, even where it is an f16 value
+    /// (benchmarks and tests compare the two layouts).
+    pub fn prepare_f32(ctx: &Arc<GpuContext>, net: &Net) -> Result<GpuNet, GpuError> {
+        Self::prepare_with(ctx, net, false)
+    }
+
+    fn prepare_with(ctx: &Arc<GpuContext>, net: &Net, allow_f16: bool) -> Result<GpuNet, GpuError> {
         let cin = match net.layers.first() {
             Some(Layer::Conv(c)) => c.cin,
             Some(Layer::Gdn { c, .. }) => *c,
@@ -477,15 +479,7 @@ impl GpuNet {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some(&self.name),
                 });
-            let mut src = a;
-            let mut dst = b;
-            for (i, op) in self.ops.iter().enumerate() {
-                let (c, h, w) = shapes[i];
-                let in_place = self.encode(&mut enc, op, &self.params[i], (c, h, w), src, dst)?;
-                if !in_place {
-                    std::mem::swap(&mut src, &mut dst);
-                }
-            }
+            let src = self.encode_pass(&mut enc, &shapes, a, b)?;
             enc.copy_buffer_to_buffer(src, 0, staging, 0, out_bytes);
             let index = ctx.queue.submit([enc.finish()]);
             self.read(staging, index, out_bytes)
@@ -494,6 +488,61 @@ impl GpuNet {
         let mut data = data;
         data.truncate(n);
         Ok(Tensor::from_vec(oc, oh, ow, data))
+    }
+
+    /// Records every op, input in `a`; returns the buffer that holds the output.
+    fn encode_pass<'b>(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        shapes: &[(usize, usize, usize)],
+        a: &'b wgpu::Buffer,
+        b: &'b wgpu::Buffer,
+    ) -> Result<&'b wgpu::Buffer, GpuError> {
+        let (mut src, mut dst) = (a, b);
+        for (i, op) in self.ops.iter().enumerate() {
+            if !self.encode(enc, op, &self.params[i], shapes[i], src, dst)? {
+                std::mem::swap(&mut src, &mut dst);
+            }
+        }
+        Ok(src)
+    }
+
+    /// Device time of one pass over `x` (untiled), upload and readback excluded: the mean of
+    /// `repeats` passes recorded into one submission after a warm-up [`GpuNet::forward`]. For
+    /// benchmarks (kernel GMAC/s against the device's peak); every pass re-reads the input
+    /// buffer, which only a one-op net leaves intact, but the kernels' time does not depend on
+    /// the values.
+    pub fn device_time(&self, x: &Tensor, repeats: usize) -> Result<Duration, GpuError> {
+        if !self.fits(x.h, x.w) {
+            return Err(GpuError::Unsupported(format!(
+                "{}: device_time needs an input that runs untiled",
+                self.name
+            )));
+        }
+        self.forward(x)?;
+        let ctx = &self.ctx;
+        let shapes = self.shapes(x.h, x.w);
+        let scratch = self
+            .scratch
+            .lock()
+            .map_err(|_| GpuError::Readback("scratch lock poisoned".into()))?;
+        let (Some(a), Some(b)) = (scratch.act.first(), scratch.act.get(1)) else {
+            return Err(GpuError::Readback("no scratch buffers".into()));
+        };
+        ctx.scoped(|| {
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some(&self.name),
+                });
+            for _ in 0..repeats.max(1) {
+                self.encode_pass(&mut enc, &shapes, a, b)?;
+            }
+            let start = Instant::now();
+            let index = ctx.queue.submit([enc.finish()]);
+            self.wait(index)?;
+            Ok(start.elapsed() / repeats.max(1) as u32)
+        })
     }
 
     /// Records one op; returns true when it ran in place (the result is still in `src`).
@@ -621,17 +670,7 @@ impl GpuNet {
             // The receiver outlives the poll below; a send error only means we gave up already.
             let _ = tx.send(r);
         });
-        ctx.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: Some(ctx.timeout),
-            })
-            .map_err(|e| match (ctx.check(), e) {
-                // Prefer the device-lost callback's reason to the poll's symptom.
-                (Err(lost), _) => lost,
-                (Ok(()), wgpu::PollError::Timeout) => GpuError::Timeout(ctx.timeout.as_secs()),
-                (Ok(()), other) => GpuError::DeviceLost(other.to_string()),
-            })?;
+        self.wait(index)?;
         match rx.recv_timeout(ctx.timeout) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(GpuError::Readback(e.to_string())),
@@ -647,6 +686,23 @@ impl GpuNet {
         };
         staging.unmap();
         Ok(data)
+    }
+
+    /// Waits for submission `index`, bounded by the context's timeout.
+    fn wait(&self, index: wgpu::SubmissionIndex) -> Result<(), GpuError> {
+        let ctx = &self.ctx;
+        ctx.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: Some(ctx.timeout),
+            })
+            .map_err(|e| match (ctx.check(), e) {
+                // Prefer the device-lost callback's reason to the poll's symptom.
+                (Err(lost), _) => lost,
+                (Ok(()), wgpu::PollError::Timeout) => GpuError::Timeout(ctx.timeout.as_secs()),
+                (Ok(()), other) => GpuError::DeviceLost(other.to_string()),
+            })?;
+        Ok(())
     }
 }
 

@@ -242,8 +242,8 @@ fn f16_weights_are_bit_identical_to_f32_weights() {
         );
         to_f16(&mut net);
         let cpu = CpuNet::prepare(&net, Math::Fast).forward(&x);
-        let mut half = GpuNet::prepare_with(&ctx, &net, true).unwrap();
-        let mut full = GpuNet::prepare_with(&ctx, &net, false).unwrap();
+        let mut half = GpuNet::prepare(&ctx, &net).unwrap();
+        let mut full = GpuNet::prepare_f32(&ctx, &net).unwrap();
         assert!(half.f16_weights() && !full.f16_weights(), "{what}");
         for pass in 0..2 {
             if pass == 1 {
@@ -511,4 +511,25 @@ fn listing_adapters_never_fails() {
         );
         assert!(!a.name.is_empty());
     }
+}
+
+#[test]
+fn device_time_runs_untiled_inputs_and_refuses_tiled_ones() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = Rng::new(7);
+    let net = Net {
+        name: "conv".into(),
+        layers: vec![conv(&mut rng, 4, 8, 3, 1, false)],
+    };
+    let x = Tensor::from_vec(4, 20, 20, rng.vec(4 * 20 * 20, 1.0));
+    let mut g = GpuNet::prepare(&ctx, &net).unwrap();
+    let before = g.forward(&x).unwrap();
+    assert!(g.device_time(&x, 3).unwrap() > std::time::Duration::ZERO);
+    // The timing passes leave a one-op net's input intact: a later forward gives the same result.
+    assert_eq!(g.forward(&x).unwrap().data, before.data);
+    g.set_tile_budget(8 * 8 * 8 * 4);
+    assert!(matches!(
+        g.device_time(&x, 1),
+        Err(GpuError::Unsupported(_))
+    ));
 }
