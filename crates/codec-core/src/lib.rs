@@ -19,6 +19,8 @@ pub mod gpu;
 pub mod image;
 pub mod model;
 pub mod tensor;
+#[cfg(test)]
+mod test_rng;
 
 pub use backend::{Backend, BackendKind, BackendOptions};
 pub use codec::{Codec, Decoded, Latents, Limits};

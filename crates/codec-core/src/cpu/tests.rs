@@ -1,5 +1,6 @@
 //! Tests of the CPU ops against naive f64 references and the documented exact order.
 
+use crate::test_rng::Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exact::exact_scalar;
@@ -11,34 +12,8 @@ use crate::tensor::Tensor;
 /// builds must give the same bits).
 pub(super) static FORCE_GENERIC: AtomicBool = AtomicBool::new(false);
 
-/// SplitMix64: a tiny seeded generator, enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[-1, 1)`.
-    fn f(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len())]
-    }
-}
-
 fn tensor(rng: &mut Rng, c: usize, h: usize, w: usize) -> Tensor {
-    Tensor::from_vec(c, h, w, rng.vec(c * h * w))
+    Tensor::from_vec(c, h, w, rng.vec(c * h * w, 1.0))
 }
 
 fn conv_layer(
@@ -50,8 +25,8 @@ fn conv_layer(
     transposed: bool,
     bias: bool,
 ) -> Layer {
-    let weight = rng.vec(cin * cout * k * k);
-    let bias = bias.then(|| rng.vec(cout));
+    let weight = rng.vec(cin * cout * k * k, 1.0);
+    let bias = bias.then(|| rng.vec(cout, 1.0));
     Layer::Conv(Conv {
         cin,
         cout,
@@ -64,8 +39,8 @@ fn conv_layer(
 }
 
 fn gdn_layer(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
-    let beta = (0..c).map(|_| 0.5 + rng.f().abs()).collect();
-    let mut gamma: Vec<f32> = (0..c * c).map(|_| 0.05 * rng.f().abs()).collect();
+    let beta = (0..c).map(|_| 0.5 + rng.f(1.0).abs()).collect();
+    let mut gamma: Vec<f32> = (0..c * c).map(|_| 0.05 * rng.f(1.0).abs()).collect();
     for i in 0..c {
         gamma[i * c + i] += 0.1;
     }

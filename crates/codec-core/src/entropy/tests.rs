@@ -1,5 +1,6 @@
 //! Tests of the entropy module: tables, escapes, string layout, hostile input, determinism, rate.
 
+use crate::test_rng::Rng;
 use constriction::stream::model::EncoderModel;
 use constriction::stream::stack::DefaultAnsCoder;
 use constriction::stream::Encode;
@@ -7,26 +8,6 @@ use constriction::stream::Encode;
 use super::string::testing::{read_varint, write_varint};
 use super::tables::{nibble_model, RowModel};
 use super::*;
-
-/// SplitMix64: a tiny deterministic generator for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Raw table tensors, as the model file stores them.
 struct RawTables {
@@ -55,7 +36,7 @@ impl RawTables {
 /// Test-only: a valid CDF (`bins + 1` entries) from random positive frequencies summing to 2^16,
 /// peaked around a random centre like a real latent distribution, with a small escape bin.
 fn random_cdf(rng: &mut Rng, bins: usize) -> Vec<i32> {
-    let centre = rng.below(bins as u64 - 1) as f64;
+    let centre = rng.below_u64(bins as u64 - 1) as f64;
     let spread = 0.5 + rng.unit() * bins as f64 / 4.0;
     let mut w: Vec<f64> = (0..bins - 1)
         .map(|j| (-(j as f64 - centre).abs() / spread).exp() * (0.5 + rng.unit()))
@@ -86,15 +67,15 @@ fn random_tables(rng: &mut Rng, rows: usize, row_len: usize) -> RawTables {
     let mut cdf_len = Vec::new();
     let mut offset = Vec::new();
     for r in 0..rows {
-        let len = 3 + rng.below((row_len - 2) as u64) as usize;
+        let len = 3 + rng.below_u64((row_len - 2) as u64) as usize;
         let row = random_cdf(rng, len - 1);
         cdf[r * row_len..r * row_len + len].copy_from_slice(&row);
         // Padding past cdf_len is garbage in the model file; it must be ignored.
         for x in &mut cdf[r * row_len + len..(r + 1) * row_len] {
-            *x = rng.below(1000) as i32 - 500;
+            *x = rng.below_u64(1000) as i32 - 500;
         }
         cdf_len.push(len as i32);
-        offset.push(-((len as i32 - 2) / 2) + rng.below(5) as i32 - 2);
+        offset.push(-((len as i32 - 2) / 2) + rng.below_u64(5) as i32 - 2);
     }
     RawTables {
         cdf,
@@ -110,18 +91,18 @@ fn random_symbol(rng: &mut Rng, t: &CdfTables, r: usize, escape_rate: f64) -> i3
     let off = t.offset(r).expect("row") as i64;
     let max = i64::from(t.max_value(r).expect("row"));
     let v = if rng.unit() < escape_rate {
-        match rng.below(8) {
+        match rng.below_u64(8) {
             0 => -1,
             1 => max,
-            2 => -1 - rng.below(100) as i64,
-            3 => max + rng.below(100) as i64,
+            2 => -1 - rng.below_u64(100) as i64,
+            3 => max + rng.below_u64(100) as i64,
             4 => 1_000_000 - off,
             5 => -1_000_000 - off,
             6 => i64::from(i32::MIN / 2) - off,
             _ => i64::from(i32::MAX / 2) - off,
         }
     } else {
-        rng.below(max as u64) as i64
+        rng.below_u64(max as u64) as i64
     };
     (v + off) as i32
 }
@@ -196,7 +177,7 @@ fn round_trip_per_element() {
     let t = raw.build().expect("tables");
     for (channels, plane) in [(16, 500), (1, 1), (7, 33)] {
         let idx: Vec<u32> = (0..channels * plane)
-            .map(|_| rng.below(64) as u32)
+            .map(|_| rng.below_u64(64) as u32)
             .collect();
         let s: Vec<i32> = idx
             .iter()
@@ -495,17 +476,17 @@ fn random_bytes_never_panic() {
     let mut rng = Rng(10);
     let raw = random_tables(&mut rng, 16, 24);
     let t = raw.build().expect("tables");
-    let idx: Vec<u32> = (0..16 * 64).map(|_| rng.below(16) as u32).collect();
+    let idx: Vec<u32> = (0..16 * 64).map(|_| rng.below_u64(16) as u32).collect();
     let maps = [
         RowMap::PerChannel { first_row: 0 },
         RowMap::PerElement(&idx),
     ];
     for i in 0..20_000 {
-        let len = rng.below(80) as usize;
-        let mut b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let len = rng.below_u64(80) as usize;
+        let mut b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         // Make a fraction of them structurally valid so the ANS part is exercised.
         if i % 2 == 0 && len >= 1 {
-            let s = 1 + rng.below(4) as usize;
+            let s = 1 + rng.below_u64(4) as usize;
             let body = (len / 4) * 4;
             let mut h = Vec::new();
             write_varint(&mut h, s as u64);
@@ -514,7 +495,7 @@ fn random_bytes_never_panic() {
                 let l = if k + 1 == s {
                     left
                 } else {
-                    4 * rng.below(left as u64 / 4 + 1) as usize
+                    4 * rng.below_u64(left as u64 / 4 + 1) as usize
                 };
                 left -= l;
                 write_varint(&mut h, l as u64);
@@ -887,7 +868,7 @@ fn encoding_is_independent_of_thread_count() {
     let (channels, plane) = (40, 9000);
     let s = per_channel_symbols(&mut rng, &t, 0, channels, plane, 0.01);
     let idx: Vec<u32> = (0..channels * plane)
-        .map(|_| rng.below(40) as u32)
+        .map(|_| rng.below_u64(40) as u32)
         .collect();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -925,7 +906,7 @@ fn size_is_close_to_the_entropy() {
         let off = raw.offset[c];
         for _ in 0..plane {
             // Sample a bin from the quantized pmf itself.
-            let u = rng.below(1 << 16) as i32;
+            let u = rng.below_u64(1 << 16) as i32;
             let bin = (0..len - 1).find(|&j| u < row[j + 1]).expect("bin");
             let p = f64::from(row[bin + 1] - row[bin]) / 65536.0;
             ideal_bits -= p.log2();

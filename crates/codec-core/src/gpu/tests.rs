@@ -4,6 +4,7 @@
 //! prints that it is skipped and passes, except under `CI=true`, where that is a failure.
 #![allow(clippy::unwrap_used)]
 
+use crate::test_rng::Rng;
 use std::sync::{Arc, OnceLock};
 
 use super::tiling::{self, Geometry};
@@ -29,34 +30,6 @@ pub(crate) fn gpu() -> Option<Arc<GpuContext>> {
             eprintln!("skipped: no wgpu adapter ({e})");
             None
         }
-    }
-}
-
-/// A small deterministic generator (xorshift), so failures reproduce from the printed case.
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len())]
-    }
-    /// Uniform in `[-a, a)`.
-    pub fn f(&mut self, a: f32) -> f32 {
-        ((self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
-    }
-    pub fn vec(&mut self, n: usize, a: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f(a)).collect()
     }
 }
 
@@ -129,7 +102,7 @@ fn check(ctx: &Arc<GpuContext>, net: &Net, x: &Tensor, what: &str) -> f32 {
 #[test]
 fn conv_kernels_match_cpu_on_random_shapes() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(1);
+    let mut rng = Rng(1);
     let mut worst = 0.0f32;
     // The first layers (cin 3), the wide 5x5 ones, the 9x9 stride-4 ones, h_s's 3x3, odd sizes.
     let mut cases = vec![
@@ -171,7 +144,7 @@ fn conv_kernels_match_cpu_on_random_shapes() {
 #[test]
 fn gdn_and_leaky_relu_match_cpu() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(2);
+    let mut rng = Rng(2);
     let mut worst = 0.0f32;
     for (c, inverse, h, w) in [
         (3, false, 5, 7),
@@ -219,7 +192,7 @@ fn to_f16(net: &mut Net) {
 #[test]
 fn f16_weights_are_bit_identical_to_f32_weights() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(6);
+    let mut rng = Rng(6);
     // Every kernel variant (2x2 and one pixel per invocation, plain and transposed, the 9x9
     // stride-4 layers) and output channel counts that leave odd f16 pairs and padded groups.
     for (cin, cout, k, stride, transposed, h, w) in [
@@ -295,7 +268,7 @@ fn synthesis(rng: &mut Rng) -> Net {
 #[test]
 fn nets_match_cpu() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(3);
+    let mut rng = Rng(3);
     let x = Tensor::from_vec(3, 70, 45, rng.vec(3 * 70 * 45, 0.5));
     let e_a = check(&ctx, &analysis(&mut rng), &x, "g_a");
     let y = Tensor::from_vec(24, 5, 3, rng.vec(24 * 15, 2.0));
@@ -306,7 +279,7 @@ fn nets_match_cpu() {
 #[test]
 fn tiled_equals_untiled() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(4);
+    let mut rng = Rng(4);
     for (net, x) in [
         (
             analysis(&mut rng),
@@ -350,7 +323,7 @@ fn tiled_equals_untiled() {
 fn tiles_cover_the_output_once() {
     // Pure planning, no adapter: every output pixel belongs to exactly one tile's core, for the
     // strides of the models and a 50-megapixel image.
-    let mut rng = Rng::new(5);
+    let mut rng = Rng(5);
     for net in [analysis(&mut rng), synthesis(&mut rng)] {
         let g = Geometry::of(&net);
         for (h, w, core) in [(97, 131, 32), (512, 768, 256), (8660, 5773, 1024)] {
@@ -379,7 +352,7 @@ fn tiles_cover_the_output_once() {
 #[test]
 fn a_50_megapixel_image_is_planned_within_the_binding_limit() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(6);
+    let mut rng = Rng(6);
     // The models' widest analysis: 128 channels at half resolution after the first layer.
     let mut layers = vec![conv(&mut rng, 3, 128, 5, 2, false)];
     layers.extend([
@@ -434,7 +407,7 @@ fn unknown_adapter_is_a_clean_error() {
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(7);
+    let mut rng = Rng(7);
     let net = Net {
         name: "conv".into(),
         layers: vec![conv(&mut rng, 3, 8, 3, 1, false)],
@@ -468,7 +441,7 @@ fn device_loss_is_an_error_not_a_panic_or_a_hang() {
     let Some(_) = gpu() else { return };
     // A device of its own: the shared one must survive.
     let ctx = Arc::new(GpuContext::open(None, true).unwrap());
-    let mut rng = Rng::new(8);
+    let mut rng = Rng(8);
     let net = Net {
         name: "conv".into(),
         layers: vec![conv(&mut rng, 3, 8, 3, 1, false)],
@@ -516,7 +489,7 @@ fn listing_adapters_never_fails() {
 #[test]
 fn device_time_runs_untiled_inputs_and_refuses_tiled_ones() {
     let Some(ctx) = gpu() else { return };
-    let mut rng = Rng::new(7);
+    let mut rng = Rng(7);
     let net = Net {
         name: "conv".into(),
         layers: vec![conv(&mut rng, 4, 8, 3, 1, false)],
