@@ -62,6 +62,14 @@ fn gdn(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
     }
 }
 
+/// A net of one convolution.
+fn conv_net(layer: Layer) -> Net {
+    Net {
+        name: "conv".into(),
+        layers: vec![layer],
+    }
+}
+
 /// `max |gpu - cpu| / max |cpu|`: the error relative to the tensor's scale.
 pub(crate) fn rel_err(gpu: &Tensor, cpu: &Tensor) -> f32 {
     assert_eq!(
@@ -130,10 +138,7 @@ fn conv_kernels_match_cpu_on_random_shapes() {
         ));
     }
     for (cin, cout, k, stride, transposed, h, w) in cases {
-        let net = Net {
-            name: "conv".into(),
-            layers: vec![conv(&mut rng, cin, cout, k, stride, transposed)],
-        };
+        let net = conv_net(conv(&mut rng, cin, cout, k, stride, transposed));
         let x = Tensor::from_vec(cin, h, w, rng.vec(cin * h * w, 1.0));
         let what = format!("cin {cin} cout {cout} k {k} s {stride} t {transposed} {h}x{w}");
         worst = worst.max(check(&ctx, &net, &x, &what));
@@ -202,10 +207,7 @@ fn f16_weights_are_bit_identical_to_f32_weights() {
         (12, 3, 9, 4, true, 5, 6),
         (9, 17, 3, 1, false, 11, 10),
     ] {
-        let mut net = Net {
-            name: "conv".into(),
-            layers: vec![conv(&mut rng, cin, cout, k, stride, transposed)],
-        };
+        let mut net = conv_net(conv(&mut rng, cin, cout, k, stride, transposed));
         let x = Tensor::from_vec(cin, h, w, rng.vec(cin * h * w, 1.0));
         let what = format!("cin {cin} cout {cout} k {k} s {stride} t {transposed}");
         // Random f32 weights are not f16 values: they must stay in the f32 layout.
@@ -408,10 +410,7 @@ fn unknown_adapter_is_a_clean_error() {
 fn bad_input_is_an_error_not_a_panic() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(7);
-    let net = Net {
-        name: "conv".into(),
-        layers: vec![conv(&mut rng, 3, 8, 3, 1, false)],
-    };
+    let net = conv_net(conv(&mut rng, 3, 8, 3, 1, false));
     let g = GpuNet::prepare(&ctx, &net).unwrap();
     // Wrong channel count.
     assert!(g.forward(&Tensor::zeros(4, 8, 8)).is_err());
@@ -442,10 +441,7 @@ fn device_loss_is_an_error_not_a_panic_or_a_hang() {
     // A device of its own: the shared one must survive.
     let ctx = Arc::new(GpuContext::open(None, true).unwrap());
     let mut rng = Rng(8);
-    let net = Net {
-        name: "conv".into(),
-        layers: vec![conv(&mut rng, 3, 8, 3, 1, false)],
-    };
+    let net = conv_net(conv(&mut rng, 3, 8, 3, 1, false));
     let g = GpuNet::prepare(&ctx, &net).unwrap();
     let x = Tensor::from_vec(3, 9, 9, rng.vec(3 * 81, 1.0));
     assert!(g.forward(&x).is_ok());
@@ -490,10 +486,7 @@ fn listing_adapters_never_fails() {
 fn device_time_runs_untiled_inputs_and_refuses_tiled_ones() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(7);
-    let net = Net {
-        name: "conv".into(),
-        layers: vec![conv(&mut rng, 4, 8, 3, 1, false)],
-    };
+    let net = conv_net(conv(&mut rng, 4, 8, 3, 1, false));
     let x = Tensor::from_vec(4, 20, 20, rng.vec(4 * 20 * 20, 1.0));
     let mut g = GpuNet::prepare(&ctx, &net).unwrap();
     let before = g.forward(&x).unwrap();
