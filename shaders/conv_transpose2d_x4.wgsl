@@ -12,6 +12,9 @@
 // store, floor_div): conv_interface.wgsl, prepended by gpu/kernels.rs.
 
 const T: u32 = 16u;
+// false: the layer has at most 4 output channels (g_s's last, 3), so the upper four accumulator
+// lanes (b**) would only ever hold zeros; gpu/kernels.rs builds a second pipeline without them.
+override WIDE: bool = true;
 var<workgroup> sx: array<f32, 3060>;
 var<workgroup> sw: array<vec4<f32>, 255>;
 
@@ -63,7 +66,9 @@ fn main(
             let r = t / 2u;
             let q = r % nt;
             let tap = (ky0 + (q / ntx) * su) * k + kx0 + (q % ntx) * su;
-            sw[t] = weight((c0 + r / nt) * kk + tap, cg, t % 2u);
+            if (WIDE || t % 2u == 0u) {
+                sw[t] = weight((c0 + r / nt) * kk + tap, cg, t % 2u);
+            }
         }
         workgroupBarrier();
         for (var cc = 0u; cc < cn; cc++) {
@@ -77,19 +82,21 @@ fn main(
                     let ix = i32(mx) + (i32(rx) + pad - i32(kx)) / s;
                     let c = r0 + u32(ix - ix0);
                     let w0 = sw[wrow + tx * 2u];
-                    let w1 = sw[wrow + tx * 2u + 1u];
                     let v00 = sx[c];
                     let v01 = sx[c + 8u];
                     let v10 = sx[c + 8u * pw];
                     let v11 = sx[c + 8u * pw + 8u];
                     a00 += w0 * v00;
-                    b00 += w1 * v00;
                     a01 += w0 * v01;
-                    b01 += w1 * v01;
                     a10 += w0 * v10;
-                    b10 += w1 * v10;
                     a11 += w0 * v11;
-                    b11 += w1 * v11;
+                    if (WIDE) {
+                        let w1 = sw[wrow + tx * 2u + 1u];
+                        b00 += w1 * v00;
+                        b01 += w1 * v01;
+                        b10 += w1 * v10;
+                        b11 += w1 * v11;
+                    }
                 }
             }
         }

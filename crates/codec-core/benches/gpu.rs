@@ -11,7 +11,8 @@
 //! output and reading it back, one read and one write of the tensor, which this pass (an in-place
 //! LeakyReLU after the GDN, timed as the difference) costs. Usage:
 //! `cargo bench -p codec-core --bench gpu -- [--out FILE] [--adapter SUBSTRING] [--image PNG]
-//!  [--models DIR] [--runs 3] [--warmup 1] [--repeats 10] [--peak-tflops F] [--skip-e2e]`
+//!  [--models DIR] [--runs 3] [--warmup 1] [--repeats 10] [--peak-tflops F] [--only KERNEL]
+//!  [--skip-e2e]`
 //! (relative paths from the workspace root; the image defaults to
 //! `../shared/data/kodak/kodim01.png`, else a synthetic 768x512 one).
 
@@ -39,6 +40,8 @@ struct Args {
     warmup: usize,
     repeats: usize,
     peak_tflops: Option<f64>,
+    /// Only the kernels whose name contains this.
+    only: Option<String>,
     e2e: bool,
 }
 
@@ -54,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 1,
         repeats: 10,
         peak_tflops: None,
+        only: None,
         e2e: true,
     };
     let mut it = std::env::args().skip(1);
@@ -71,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
             "--peak-tflops" => {
                 a.peak_tflops = Some(val()?.parse().map_err(|e| format!("--peak-tflops: {e}"))?)
             }
+            "--only" => a.only = Some(val()?),
             "--skip-e2e" => a.e2e = false,
             "--bench" => {}
             other => return Err(format!("unknown argument {other}")),
@@ -195,7 +200,8 @@ fn main() -> Result<(), String> {
     let info = ctx.info().clone();
     eprintln!("adapter: {}", info.describe());
     let mut kernel_rows = Vec::new();
-    for (name, layers, (c, h, w)) in kernels() {
+    let wanted = |name: &str| args.only.as_deref().is_none_or(|o| name.contains(o));
+    for (name, layers, (c, h, w)) in kernels().into_iter().filter(|k| wanted(k.0)) {
         let net = Net {
             name: name.into(),
             layers,

@@ -12,19 +12,34 @@ macro_rules! conv_kernel {
     };
 }
 
-/// Every kernel: name and WGSL source, embedded from `shaders/` (one kernel per file).
-pub(crate) const SHADERS: &[(&str, &str)] = &[
-    ("conv2d", conv_kernel!("conv2d.wgsl")),
-    ("conv_transpose2d", conv_kernel!("conv_transpose2d.wgsl")),
-    ("conv2d_x4", conv_kernel!("conv2d_x4.wgsl")),
+/// A pipeline: name, WGSL source (embedded from `shaders/`, one kernel per file) and the values
+/// of its `override` constants.
+type Shader = (&'static str, &'static str, &'static [(&'static str, f64)]);
+
+/// Every pipeline, in the order of [`Kernels`]' fields.
+pub(crate) const SHADERS: &[Shader] = &[
+    ("conv2d", conv_kernel!("conv2d.wgsl"), &[]),
+    (
+        "conv_transpose2d",
+        conv_kernel!("conv_transpose2d.wgsl"),
+        &[],
+    ),
+    ("conv2d_x4", conv_kernel!("conv2d_x4.wgsl"), &[]),
     (
         "conv_transpose2d_x4",
         conv_kernel!("conv_transpose2d_x4.wgsl"),
+        &[],
     ),
-    ("gdn", include_str!("../../../../shaders/gdn.wgsl")),
+    (
+        "conv_transpose2d_x4 narrow",
+        conv_kernel!("conv_transpose2d_x4.wgsl"),
+        &[("WIDE", 0.0)],
+    ),
+    ("gdn", include_str!("../../../../shaders/gdn.wgsl"), &[]),
     (
         "leaky_relu",
         include_str!("../../../../shaders/leaky_relu.wgsl"),
+        &[],
     ),
 ];
 
@@ -35,6 +50,8 @@ pub(crate) struct Kernels {
     /// 2x2 output pixels per invocation.
     pub conv_x4: wgpu::ComputePipeline,
     pub deconv_x4: wgpu::ComputePipeline,
+    /// `deconv_x4` for at most 4 output channels (`WIDE = false`).
+    pub deconv_x4_narrow: wgpu::ComputePipeline,
     pub gdn: wgpu::ComputePipeline,
     pub leaky: wgpu::ComputePipeline,
 }
@@ -43,7 +60,7 @@ impl Kernels {
     pub fn new(device: &wgpu::Device) -> Result<Self, GpuError> {
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let val = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut pipes = SHADERS.iter().map(|(name, src)| {
+        let mut pipes = SHADERS.iter().map(|(name, src, constants)| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl((*src).into()),
@@ -53,7 +70,10 @@ impl Kernels {
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
                 cache: None,
             })
         });
@@ -67,6 +87,7 @@ impl Kernels {
             deconv: next()?,
             conv_x4: next()?,
             deconv_x4: next()?,
+            deconv_x4_narrow: next()?,
             gdn: next()?,
             leaky: next()?,
         };

@@ -597,7 +597,11 @@ impl GpuNet {
                     ),
                     // One workgroup per phase and 16x16 block of the input grid.
                     (true, true) => (
-                        &k.deconv_x4,
+                        if conv.cout <= 4 {
+                            &k.deconv_x4_narrow
+                        } else {
+                            &k.deconv_x4
+                        },
                         [
                             w.div_ceil(TILE_X4),
                             h.div_ceil(TILE_X4),
