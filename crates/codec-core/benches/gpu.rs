@@ -29,7 +29,7 @@ use codec_core::{Backend, Codec, Limits, RgbImage};
 use serde_json::{json, Value};
 
 mod common;
-use common::{conv, gdn, median_ms, values};
+use common::{conv, gdn, median, median_ms, values};
 
 struct Args {
     out: Option<PathBuf>,
@@ -110,9 +110,9 @@ fn kernels() -> Vec<Case> {
             vec![conv(128, 192, 5, 2, false)],
             (128, 64, 96),
         ),
-        ("gdn 128", vec![gdn(128, false)], (128, 256, 384)),
+        (GDN_ROW, vec![gdn(128, false)], (128, 256, 384)),
         (
-            "gdn 128 + elementwise pass",
+            PASS_ROW,
             vec![gdn(128, false), Layer::LeakyRelu { slope: 1.0 }],
             (128, 256, 384),
         ),
@@ -147,6 +147,10 @@ fn kernels() -> Vec<Case> {
         ),
     ]
 }
+
+/// The two rows whose difference is the `elementwise pass`.
+const GDN_ROW: &str = "gdn 128";
+const PASS_ROW: &str = "gdn 128 + elementwise pass";
 
 /// Values of the tensor the `elementwise pass` row reads and writes.
 const PASS_VALUES: usize = 128 * 256 * 384;
@@ -213,13 +217,14 @@ fn main() -> Result<(), String> {
         let cpu_ms = median_ms(args.warmup, args.runs, || cpu.forward(&x));
         let gpu_ms = median_ms(args.warmup, args.runs, || gpu.forward(&x));
         let device_ms = |g: &GpuNet| -> Result<f64, String> {
-            let mut t = Vec::new();
-            for _ in 0..args.runs.max(1) {
-                let d = g.device_time(&x, args.repeats).map_err(|e| e.to_string())?;
-                t.push(d.as_secs_f64() * 1e3);
-            }
-            t.sort_by(f64::total_cmp);
-            Ok(t[t.len() / 2])
+            let t = (0..args.runs.max(1))
+                .map(|_| {
+                    g.device_time(&x, args.repeats)
+                        .map(|d| d.as_secs_f64() * 1e3)
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?;
+            Ok(median(t))
         };
         let dev_ms = device_ms(&gpu)?;
         let gmacs = net.macs((c, h, w)) as f64 / 1e9;
@@ -250,9 +255,7 @@ fn main() -> Result<(), String> {
             .find(|r| r["kernel"] == name)
             .and_then(|r| r["gpu_device_ms"].as_f64())
     };
-    let pass_ms = dev("gdn 128 + elementwise pass")
-        .zip(dev("gdn 128"))
-        .map(|(a, b)| a - b);
+    let pass_ms = dev(PASS_ROW).zip(dev(GDN_ROW)).map(|(a, b)| a - b);
     let mut e2e_rows = Vec::new();
     if args.e2e {
         let image = load_image(&args)?;

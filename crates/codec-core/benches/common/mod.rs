@@ -12,13 +12,19 @@ pub fn median_ms<T>(warmup: usize, runs: usize, mut f: impl FnMut() -> T) -> f64
     for _ in 0..warmup {
         std::hint::black_box(f());
     }
-    let mut t: Vec<f64> = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
+    median(
+        (0..runs.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(f());
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+/// The median of `t` (not empty).
+pub fn median(mut t: Vec<f64>) -> f64 {
     t.sort_by(f64::total_cmp);
     t[t.len() / 2]
 }
