@@ -68,6 +68,24 @@ record-kodak:
 # Every figure of docs/models.md from the shipped models: Kodak evaluation, manifest records, tables.
 models-report: eval record-kodak
 
+# Resume a family's trunk from training/checkpoints/FAMILY.pt (its recipe comes from the file): one
+# 1-thread process, passive OpenMP waits, nice 10; stops cleanly (trunk saved) on Ctrl-C / SIGTERM or after `minutes`.
+trunk family minutes="0":
+    cd training && OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 {{python}} -m tfci_training.train --trunk checkpoints/{{family}}.pt --out runs/trunk-{{family}} --time-limit {{minutes}}
+
+# Cool-down branch off the trunk: `steps` steps of cosine lr decay, then export into models/ (the trunk is untouched).
+cooldown family steps="600":
+    rm -rf training/runs/cool-{{family}}
+    cd training && OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 {{python}} -m tfci_training.train --trunk checkpoints/{{family}}.pt --cooldown {{steps}} --out runs/cool-{{family}}
+
+# Quick PyTorch look at run folders or trunks on six colourful Kodak images (bpp estimate, PSNR, MS-SSIM dB, Cb/Cr).
+proxy +paths:
+    cd training && OMP_NUM_THREADS=1 {{python}} -m tfci_training.proxy_eval {{paths}}
+
+# Mean-colour shift (CIELAB) of every installed model on a chart of saturated patches, against JPEG q50.
+colour:
+    cargo run --release -q -p tfci-eval -- colour
+
 # Train a family (e.g. `just train mbt2018-mean-msssim 60000 --bf16 --time-limit 8.5`); rerun to resume.
 train family steps="60000" *args="":
     cd training && {{python}} -m tfci_training.train --family {{family}} --data ../../shared/data/train ../../shared/data/train_extra --steps {{steps}} --out runs/{{family}} {{args}}

@@ -178,7 +178,7 @@ def test_cli_entry_point(tmp_path, data_dir):
 def test_msssim_families_warm_up_on_mse(tmp_path, data_dir):
     fam = "bmshj2018-factorized-msssim"
     out = tmp_path / "run"
-    run(["--family", fam, "b2018-gdn-128", "--data", data_dir, "--steps", 4, "--mse-warmup", 0.5,
+    run(["--family", fam, "b2018-gdn-128", "--data", data_dir, "--steps", 4, "--mse-warmup", 2,
          "--out", out, "--no-export", *TINY])
     recs = [json.loads(line) for line in open(out / "log.jsonl") if "loss" in line]
     warm = [(r["family"], r["step"], r["mse_warmup"]) for r in recs]

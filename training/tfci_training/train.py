@@ -38,15 +38,18 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from typing import Dict, List, Optional
 
 import torch
+import torch.nn.functional as F
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
 from .data import CropSampler, find_images
 from .export import export
+from .trunk import load_export, load_trunk, read_trunk, save_trunk
 from .models import ARCHITECTURES, FAMILIES, GDN, MSE_LAMBDAS_8, build_model, rd_loss
 
 CHECKPOINT_FORMAT = "tfci-train-checkpoint/1"
@@ -58,7 +61,44 @@ RESUME_SHOULD_MATCH = ("steps", "batch", "crop", "lr", "lr_min", "aux_lr", "dens
                        "clip", "data")
 
 
+# The training recipe: on a resume from a slim trunk these come from the trunk unless given.
+RECIPE = ("family", "data", "steps", "batch", "crop", "seed", "lr", "lr_min", "decay_frac", "aux_lr",
+          "density_lr_scale", "mse_warmup", "mse_term", "clip", "clip_densities", "gain_init", "widths",
+          "threads", "bf16", "channels_last", "log_every", "checkpoint_every")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.trunk and os.path.exists(args.trunk):
+        # One command resumes a trunk: the recipe is the trunk's, except what the command line sets.
+        quiet = _parser()
+        for a in quiet._actions:
+            a.default = argparse.SUPPRESS
+        given = set(vars(quiet.parse_args(argv)))
+        saved = read_trunk(args.trunk)["args"]
+        for k in RECIPE:
+            if k not in given and k in saved:
+                setattr(args, k, saved[k])
+    if not args.export_only and (not args.family or not (args.steps or args.cooldown)):
+        ap.error("--family and --steps (or --cooldown, or a --trunk) are required (except with --export-only)")
+    if args.cooldown and not args.trunk:
+        ap.error("--cooldown branches off a --trunk")
+    if (args.init_from or args.trunk) and args.family and len(args.family) > 1:
+        ap.error("--init-from and --trunk take one --family")
+    if args.init_transforms_from and not args.init_from:
+        ap.error("--init-transforms-from needs --init-from")
+    for fam in args.family or []:
+        if fam not in FAMILIES:
+            ap.error(f"unknown family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
+        if fam.endswith("-untrained"):
+            ap.error(f"{fam} is a random-init placeholder family (make_untrained), not trainable")
+    if args.family and len(set(args.family)) != len(args.family):
+        ap.error("--family lists a family twice")
+    return args
+
+
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m tfci_training.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", nargs="+", help="FAMILIES key(s); several are trained interleaved")
@@ -75,11 +115,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--aux-lr", type=float, default=1e-3)
     ap.add_argument("--density-lr-scale", type=float, default=10.0,
                     help="the entropy bottlenecks' density parameters train at this multiple of --lr")
-    ap.add_argument("--mse-warmup", type=float, default=0.05,
+    ap.add_argument("--mse-warmup", type=int, default=250,
                     help="MS-SSIM families: train on MSE (CompressAI's MSE lambda of the same quality "
-                         "index) for this first fraction of the steps; from a random start MS-SSIM's "
-                         "relu can pin the distortion at 1 with zero gradient")
-    ap.add_argument("--clip", type=float, default=1.0, help="gradient clipping max-norm (0: off)")
+                         "index) for the first STEPS steps (absolute, so a resume never re-enters it); "
+                         "from a random start MS-SSIM's relu can pin the distortion at 1 with zero gradient")
+    ap.add_argument("--mse-term", type=float, default=0.0,
+                    help="MS-SSIM families: add this fraction of CompressAI's MSE loss of the same quality "
+                         "index (lambda_mse * 255^2 * MSE); MS-SSIM on 128 px crops constrains means and "
+                         "colour only at its 8x8 coarsest scale")
+    ap.add_argument("--clip", type=float, default=1.0,
+                    help="gradient clipping max-norm of the transforms and gains (0: off)")
+    ap.add_argument("--clip-densities", type=float, default=1.0,
+                    help="gradient clipping max-norm of the entropy densities, apart from the transforms "
+                         "(0: off); one clip over both let density spikes shrink the transform update")
+    ap.add_argument("--init-from", metavar="SAFETENSORS",
+                    help="fresh run only: start from an exported model file (transforms, gains; the "
+                         "densities are not in the export and are re-fitted first, see --refit-steps)")
+    ap.add_argument("--init-transforms-from", metavar="SAFETENSORS",
+                    help="fresh run only: then take g_a, g_s and the gains from this export (same N/M), "
+                         "e.g. an mbt2018-mean run from bmshj2018-factorized's transforms")
+    ap.add_argument("--init-step", type=int, default=None,
+                    help="step count of --init-from (default: its 'steps' metadata)")
+    ap.add_argument("--refit-steps", type=int, default=300,
+                    help="after --init-from: steps that train only the densities (transforms frozen)")
+    ap.add_argument("--refit-lr", type=float, default=1e-2, help="density lr during the re-fit")
+    ap.add_argument("--lr-warmup", type=int, default=500,
+                    help="after --init-from (no optimizer state): steps of linear lr warm-up after the re-fit")
+    ap.add_argument("--trunk", metavar="PT",
+                    help="slim trunk checkpoint (training/checkpoints/FAMILY.pt): seeds the run when OUT has "
+                         "no newer checkpoint (recipe arguments not given come from it), and is rewritten "
+                         "with every checkpoint of the run (not by a --cooldown branch)")
+    ap.add_argument("--cooldown", type=int, default=0,
+                    help="cool-down branch off --trunk into OUT: cosine lr decay to --lr-min over this many "
+                         "steps after the branch point, then export (--steps is set to branch point + "
+                         "COOLDOWN); the trunk is left as it is")
     ap.add_argument("--gain-init", choices=("ramp", "ones"), default="ramp")
     ap.add_argument("--widths", type=int, nargs=2, metavar=("N", "M"),
                     help="override the family's N and M (experiments/tests; recorded in the manifest)")
@@ -101,17 +170,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--no-export", action="store_true", help="do not export when --steps is reached")
     ap.add_argument("--export-only", action="store_true", help="export from checkpoint.pt and exit")
     ap.add_argument("--note", default="", help="text appended to the manifest training note")
-    args = ap.parse_args(argv)
-    if not args.export_only and (not args.family or not args.steps):
-        ap.error("--family and --steps are required (except with --export-only)")
-    for fam in args.family or []:
-        if fam not in FAMILIES:
-            ap.error(f"unknown family {fam!r}; known: {', '.join(sorted(FAMILIES))}")
-        if fam.endswith("-untrained"):
-            ap.error(f"{fam} is a random-init placeholder family (make_untrained), not trainable")
-    if args.family and len(set(args.family)) != len(args.family):
-        ap.error("--family lists a family twice")
-    return args
+    return ap
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -122,6 +181,30 @@ def lr_at(step: int, total: int, lr: float, lr_min: float, frac: float) -> float
         return lr
     t = min(1.0, (step - start + 1) / (total - start))
     return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+def lrs_for(step: int, args: argparse.Namespace, sched: dict):
+    """(transform lr, density lr) at 0-based ``step``.
+
+    After ``--init-from`` (``sched["init_step"]``): ``refit_steps`` steps with frozen transforms and the
+    densities at ``refit_lr``, then a linear warm-up over ``lr_warmup`` steps (no optimizer state yet).
+    A cool-down branch (``sched["branch_step"]``) decays the lr by a cosine to ``--lr-min`` from the
+    branch point to ``--steps``; otherwise ``lr_at`` (constant, or the old cosine over ``--decay-frac``).
+    """
+    if sched.get("branch_step") is not None:
+        b = sched["branch_step"]
+        t = min(1.0, max(0, step - b + 1) / max(args.steps - b, 1))
+        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1.0 + math.cos(math.pi * t))
+    else:
+        lr = lr_at(step, args.steps, args.lr, args.lr_min, args.decay_frac)
+    if sched.get("init_step") is not None:
+        k = step - sched["init_step"]
+        if 0 <= k < sched["refit_steps"]:
+            return 0.0, sched["refit_lr"]
+        k -= sched["refit_steps"]
+        if 0 <= k < sched["lr_warmup"]:
+            lr = min(lr, args.lr * (k + 1) / (sched["lr_warmup"] + 1))
+    return lr, lr * args.density_lr_scale
 
 
 def msssim_window(crop: int) -> int:
@@ -196,10 +279,11 @@ class FamilyTrainer:
         self.aux_opt = torch.optim.Adam(self.aux_params, lr=args.aux_lr)
         self.has_level_densities = hasattr(self.model, "density_bits")
 
-    def step(self, x: torch.Tensor, level: int, lr: float, warmup: bool = False) -> Dict[str, torch.Tensor]:
+    def step(self, x: torch.Tensor, level: int, lr: float, lr_density: float,
+             warmup: bool = False) -> Dict[str, torch.Tensor]:
         args = self.args
         self.opt.param_groups[0]["lr"] = lr
-        self.opt.param_groups[1]["lr"] = lr * args.density_lr_scale
+        self.opt.param_groups[1]["lr"] = lr_density
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
         self.aux_opt.zero_grad(set_to_none=True)
@@ -214,12 +298,16 @@ class FamilyTrainer:
         else:
             loss, bpp, dist = rd_loss(out, x, self.lambdas[level - 1], self.metric, self.ms_ssim_fn)
         total = loss
+        if args.mse_term > 0 and self.metric == "ms-ssim" and not warmup:
+            mse_lambda = MSE_LAMBDAS_8[(level - 1) % len(MSE_LAMBDAS_8)]
+            total = total + args.mse_term * mse_lambda * 255**2 * F.mse_loss(out["x_hat"], x)
         if self.has_level_densities:
             n, _, H, W = x.shape
             total = loss + self.model.density_bits(out["y"], level) / (n * H * W)
         total.backward()
-        if args.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.net_params, args.clip)
+        for group, clip in zip(self.opt.param_groups, (args.clip, args.clip_densities)):
+            if clip > 0 and group["params"]:
+                torch.nn.utils.clip_grad_norm_(group["params"], clip)
         self.opt.step()
         aux = self.model.aux_loss()
         aux.backward()
@@ -305,6 +393,14 @@ def _load_checkpoint(path: str) -> Optional[dict]:
     return ck
 
 
+def _checkpoint_from_trunk(trunk: dict) -> dict:
+    """A run checkpoint (as ``_load_checkpoint`` returns) that resumes from a slim trunk."""
+    return {"format": CHECKPOINT_FORMAT, "step": trunk["step"], "minutes": trunk["minutes"],
+            "cpu_minutes": trunk["cpu_minutes"], "devices": list(trunk["devices"]),
+            "args": trunk["args"], "schedule": trunk["schedule"], "rng": trunk["rng"], "trunk": trunk,
+            "families": {}}
+
+
 def _check_resume_args(args, saved: dict) -> None:
     for k in RESUME_MUST_MATCH:
         a, b = getattr(args, k), saved.get(k)
@@ -347,16 +443,30 @@ def _export_all(ck: dict, export_dir: str, extra_note: str = "") -> List[dict]:
     for fam in fams:
         record = {
             "images": ck["images"], "steps": ck["step"], "device": ", ".join(ck["devices"]),
-            "minutes": round(ck["minutes"], 1), "data": list(a["data"]), "batch": a["batch"],
+            "minutes": round(ck["minutes"], 1), "cpu_minutes": round(ck.get("cpu_minutes", 0.0), 1),
+            "data": list(a["data"]), "batch": a["batch"],
         }
+        sched = ck.get("schedule", {})
+        if a.get("cooldown"):
+            lr_note = (f"constant lr trunk, exported from a cool-down branch at step {sched['branch_step']}: "
+                       f"cosine decay to {a['lr_min']:g} over {a['cooldown']} steps")
+        else:
+            lr_note = f"cosine lr decay to {a['lr_min']:g} over the last {a['decay_frac']:.0%}"
+        if sched.get("init_from"):
+            lr_note += (f"; trunk initialised at step {sched['init_step']} from {sched['init_from']}"
+                        + (f" with g_a, g_s and gains from {sched['init_transforms_from']}"
+                           if sched.get("init_transforms_from") else "")
+                        + f" ({sched['refit_steps']} density re-fit steps, {sched['lr_warmup']} lr warm-up)")
         note = (f"python -m tfci_training.train: crops {a['crop']}, random flips, one random level per "
                 f"batch; Adam {a['lr']:g} (net, clip {a['clip']:g}) + Adam {a['aux_lr']:g} (quantiles, "
-                f"aux loss); cosine lr decay to {a['lr_min']:g} over the last {a['decay_frac']:.0%}; "
+                f"aux loss); {lr_note}; "
                 f"gain init {a['gain_init']}; seed {a['seed']}"
                 + (f"; densities at {a['density_lr_scale']:g}x lr"
                    + (", every level's density on every batch" if fam_factorized(fam) else "")
                    if a.get("density_lr_scale") else "")
                 + ("; bf16 autocast convs" if a.get("bf16") else "")
+                + (f"; plus {a['mse_term']:g} x the MSE loss" if a.get("mse_term") else "")
+                + (f"; densities clipped apart at {a['clip_densities']:g}" if "clip_densities" in a else "")
                 + (f"; interleaved with {', '.join(f for f in fams if f != fam)}" if len(fams) > 1 else "")
                 + (f"; {a['note']}" if a.get("note") else "")
                 + (f"; {extra_note}" if extra_note else ""))
@@ -394,6 +504,17 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
 
     ck = _load_checkpoint(ck_path)
+    trunk = read_trunk(args.trunk) if args.trunk else None
+    if trunk is not None and ck is not None and trunk["step"] > ck["step"] and not args.cooldown:
+        print(f"note: {args.trunk} (step {trunk['step']}) is ahead of {ck_path} (step {ck['step']}): "
+              f"resuming from the trunk", flush=True)
+        ck = None
+    if ck is None and trunk is not None:
+        ck = _checkpoint_from_trunk(trunk)
+    if args.cooldown:
+        sched = dict(ck["schedule"]) if ck is not None else {}
+        sched.setdefault("branch_step", ck["step"] if ck is not None else 0)
+        args.steps = sched["branch_step"] + args.cooldown
     if ck is not None:
         _check_resume_args(args, ck["args"])
     torch.manual_seed(args.seed)
@@ -409,11 +530,30 @@ def main(argv=None) -> int:
           f"{len(sampler.unreadable)} unreadable, skipped), "
           f"decoded in {time.time() - t_start:.1f} s; device {_device_name(device)}", flush=True)
 
-    step, minutes_before, devices = 0, 0.0, []
+    step, minutes_before, cpu_before, devices, sched = 0, 0.0, 0.0, [], {}
+    if ck is None and args.init_from:
+        tr = trainers[0]
+        step = load_export(tr.model, args.init_from)
+        if args.init_transforms_from:
+            load_export(tr.model, args.init_transforms_from, ("g_a", "g_s"))
+        if args.init_step is not None:
+            step = args.init_step
+        sched = {"init_step": step, "refit_steps": args.refit_steps, "refit_lr": args.refit_lr,
+                 "lr_warmup": args.lr_warmup, "init_from": args.init_from,
+                 "init_transforms_from": args.init_transforms_from}
+        print(f"initialised from {args.init_from}"
+              + (f" (g_a, g_s and gains from {args.init_transforms_from})" if args.init_transforms_from else "")
+              + f" at step {step}: {args.refit_steps} density re-fit steps, {args.lr_warmup} warm-up steps",
+              flush=True)
     if ck is not None:
         step, minutes_before, devices = ck["step"], ck["minutes"], list(ck["devices"])
+        cpu_before = ck.get("cpu_minutes", 0.0)
+        sched = dict(ck.get("schedule", {}))
         for tr in trainers:
-            tr.load_state(ck["families"][tr.family])
+            if "trunk" in ck:
+                load_trunk(ck["trunk"], tr)
+            else:
+                tr.load_state(ck["families"][tr.family])
         rng = ck["rng"]
         torch.set_rng_state(rng["torch"])
         if device.type == "cuda" and rng.get("cuda") is not None:
@@ -421,7 +561,11 @@ def main(argv=None) -> int:
         level_gen.set_state(rng["level"])
         if not sampler.load_state(rng["sampler"], reseed=args.seed + 1 + step):
             print("note: sampler RNG saved on another device type: reseeded", flush=True)
-        print(f"resumed from {ck_path} at step {step} ({minutes_before:.1f} min so far)", flush=True)
+        print(f"resumed from {args.trunk if 'trunk' in ck else ck_path} at step {step} "
+              f"({minutes_before:.1f} min so far)", flush=True)
+    if args.cooldown:
+        sched.setdefault("branch_step", step)
+    cpu_start = time.process_time()
     name = _device_name(device)
     if name not in devices:
         devices.append(name)
@@ -431,16 +575,19 @@ def main(argv=None) -> int:
             if not tr.params_finite():
                 raise SystemExit(f"{tr.family}: non-finite parameters at step {step}; "
                                  f"checkpoint NOT written (last good one kept)")
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
+               "level": level_gen.get_state(), "sampler": sampler.state()}
         obj = {
             "format": CHECKPOINT_FORMAT, "step": step,
             "minutes": minutes_before + (time.time() - t_start) / 60.0,
-            "devices": devices, "images": len(sampler), "args": vars(args),
-            "families": {tr.family: tr.state() for tr in trainers},
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                    "level": level_gen.get_state(), "sampler": sampler.state()},
+            "cpu_minutes": cpu_before + (time.process_time() - cpu_start) / 60.0,
+            "devices": devices, "images": len(sampler), "args": vars(args), "schedule": sched,
+            "families": {tr.family: tr.state() for tr in trainers}, "rng": rng,
         }
         _save_atomic(obj, ck_path)
+        if args.trunk and not args.cooldown:
+            save_trunk(args.trunk, trainers[0], step, obj)
         _log(args.out, {"event": "checkpoint", "reason": reason, "step": step,
                         "minutes": round(obj["minutes"], 3)})
         return obj
@@ -448,10 +595,16 @@ def main(argv=None) -> int:
     _log(args.out, {"event": "start", "step": step, "device": name, "argv": sys.argv[1:] if argv is None
                     else list(argv), "python": platform.python_version(), "torch": torch.__version__})
     limit_s = args.time_limit * 60.0 if args.time_limit > 0 else None
+    signalled = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: signalled.append(signal.Signals(signum).name))
     t_loop, steps_this_run = time.time(), 0
     t_int, n_int = time.time(), 0
     stopped = None
     while step < args.steps:
+        if signalled:
+            stopped = signalled[0]
+            break
         if args.run_steps and steps_this_run >= args.run_steps:
             stopped = f"--run-steps {args.run_steps}"
             break
@@ -460,13 +613,13 @@ def main(argv=None) -> int:
             if time.time() - t_start + 2 * per_it + args.time_reserve >= limit_s:
                 stopped = f"--time-limit {args.time_limit} min"
                 break
-        lr = lr_at(step, args.steps, args.lr, args.lr_min, args.decay_frac)
+        lr, lr_density = lrs_for(step, args, sched)
         stats = []
-        warmup = step < int(round(args.mse_warmup * args.steps))
+        warmup = step < args.mse_warmup
         for tr in trainers:
             level = int(torch.randint(1, tr.levels + 1, (1,), generator=level_gen))
             x = sampler.sample(args.batch)
-            stats.append((tr, level, tr.step(x, level, lr, warmup)))
+            stats.append((tr, level, tr.step(x, level, lr, lr_density, warmup)))
         step += 1
         steps_this_run += 1
         n_int += 1
