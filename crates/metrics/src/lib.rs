@@ -72,6 +72,11 @@
 //! - BD-PSNR (BD-quality): quality interpolated as a function of `ln(rate)`, integrated over the
 //!   overlapping log-rate range; the mean difference `test - anchor` in quality units (dB for PSNR).
 //!
+//! # Colour ([`psnr_ycbcr`], [`ycbcr`])
+//!
+//! PSNR of the BT.601 full-range Y, Cb and Cr planes, computed in `f64` (MAX = 255): the colour guard
+//! that catches a hue shift MS-SSIM on RGB hardly sees.
+//!
 //! # Rates
 //!
 //! - bpp = `8 * file bytes / (H * W)`.
@@ -82,10 +87,12 @@
 mod bd;
 mod msssim;
 mod ssim;
+mod ycbcr;
 
 pub use bd::{bd_psnr, bd_rate, RdPoint};
 pub use msssim::{ms_ssim, msssim_db, MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHTS};
 pub use ssim::{ssim, SSIM_WINDOW};
+pub use ycbcr::{psnr_ycbcr, ycbcr};
 
 /// Errors of the metrics.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

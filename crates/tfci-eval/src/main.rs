@@ -1,6 +1,7 @@
 //! `tfci-eval`: rate-distortion evaluation of the learned codecs against JPEG (and WebP, AVIF,
 //! JPEG XL when their command-line tools are installed). See docs/evaluation.md.
 
+mod colour;
 mod external;
 mod jpeg;
 mod measure;
@@ -27,7 +28,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Prints PSNR, SSIM, MS-SSIM and MS-SSIM (dB) of two images of the same size.
+    /// Prints PSNR, SSIM, MS-SSIM, MS-SSIM (dB) and the Y/Cb/Cr plane PSNRs of two images of the
+    /// same size.
     Compare {
         /// Reference image.
         a: PathBuf,
@@ -40,6 +42,13 @@ enum Cmd {
     /// Encodes, decodes and measures a folder of images with our models, JPEG and the optional
     /// external codecs; writes CSVs, a Markdown report and RD plots.
     Run(RunArgs),
+    /// Codes a chart of saturated patches (primaries, skin tones, a hue ramp) with every model at
+    /// its middle level and JPEG q50, and prints each patch's mean-colour shift (CIELAB ΔE*ab).
+    Colour {
+        /// Model folder (default: as tfci-enc finds it).
+        #[arg(long)]
+        model_dir: Option<PathBuf>,
+    },
     /// Total JPEG bytes over a folder per quality, optionally against a reference CSV
     /// (columns codec, setting, total_bytes; rows of codec `pil_jpeg`).
     JpegSizes {
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Compare { a, b, json } => compare(&a, &b, json).map(|()| ExitCode::SUCCESS),
         Cmd::Run(args) => run::run(&args),
+        Cmd::Colour { model_dir } => colour_table(model_dir.as_deref()),
         Cmd::JpegSizes {
             images,
             qualities,
@@ -123,6 +133,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn colour_table(model_dir: Option<&std::path::Path>) -> Result<ExitCode> {
+    let registry = tfci_cli::open_registry(model_dir)?;
+    let mut failed = false;
+    for entry in registry.families() {
+        let codec = codec_core::Codec::new(registry.load(entry)?)?;
+        let level = colour::mid_level(entry.levels);
+        println!(
+            "{}-{level}: patch, ΔE*ab of the model, of JPEG q{}",
+            entry.family,
+            colour::JPEG_QUALITY
+        );
+        for (name, de, de_jpeg) in colour::check(&codec, level)? {
+            let bad = de > de_jpeg + colour::MARGIN_DE;
+            failed |= bad;
+            let mark = if bad { "  MOVED" } else { "" };
+            println!("  {name:<12} {de:6.2} {de_jpeg:6.2}{mark}");
+        }
+    }
+    println!(
+        "MOVED: more than {} above JPEG q{}'s shift",
+        colour::MARGIN_DE,
+        colour::JPEG_QUALITY
+    );
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn compare(a: &std::path::Path, b: &std::path::Path, json: bool) -> Result<()> {
@@ -150,6 +190,9 @@ fn compare(a: &std::path::Path, b: &std::path::Path, json: bool) -> Result<()> {
             "ssim": json_num(m.ssim),
             "msssim": json_num(m.msssim),
             "msssim_db": json_num(m.msssim_db),
+            "psnr_y": json_num(m.psnr_ycbcr[0]),
+            "psnr_cb": json_num(m.psnr_ycbcr[1]),
+            "psnr_cr": json_num(m.psnr_ycbcr[2]),
             "notes": m.notes,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -159,6 +202,8 @@ fn compare(a: &std::path::Path, b: &std::path::Path, json: bool) -> Result<()> {
         println!("SSIM:       {}", fmt_num(m.ssim, 6));
         println!("MS-SSIM:    {}", fmt_num(m.msssim, 6));
         println!("MS-SSIM dB: {} dB", fmt_num(m.msssim_db, 4));
+        let [y, cb, cr] = m.psnr_ycbcr.map(|v| fmt_num(v, 4));
+        println!("Y/Cb/Cr:    {y} / {cb} / {cr} dB (PSNR of the BT.601 planes)");
         for n in &m.notes {
             eprintln!("note: {n}");
         }

@@ -4,14 +4,17 @@ use anyhow::{bail, Result};
 use codec_core::RgbImage;
 use metrics::{Image, MetricsError};
 
-/// PSNR (dB), SSIM (scikit-image defaults), MS-SSIM (tf.image.ssim_multiscale) and MS-SSIM in dB.
-/// A metric the image is too small for is NaN, with a note saying why.
+/// PSNR (dB), SSIM (scikit-image defaults), MS-SSIM (tf.image.ssim_multiscale), MS-SSIM in dB and
+/// the colour guard: PSNR of the BT.601 Y, Cb and Cr planes. A metric the image is too small for is
+/// NaN, with a note saying why.
 #[derive(Debug, Clone)]
 pub struct Quality {
     pub psnr: f64,
     pub ssim: f64,
     pub msssim: f64,
     pub msssim_db: f64,
+    /// PSNR (dB) of the Y, Cb and Cr planes.
+    pub psnr_ycbcr: [f64; 3],
     pub notes: Vec<String>,
 }
 
@@ -30,6 +33,7 @@ pub fn quality(a: &RgbImage, b: &RgbImage) -> Result<Quality> {
     let ib = Image::new(&b.data, b.width, b.height)?;
     let mut notes = Vec::new();
     let psnr = metrics::psnr_image(ia, ib)?;
+    let psnr_ycbcr = metrics::psnr_ycbcr(ia, ib)?;
     let mut soft = |name: &str, r: Result<f64, MetricsError>| -> Result<f64> {
         match r {
             Ok(v) => Ok(v),
@@ -52,6 +56,7 @@ pub fn quality(a: &RgbImage, b: &RgbImage) -> Result<Quality> {
         ssim,
         msssim,
         msssim_db,
+        psnr_ycbcr,
         notes,
     })
 }

@@ -23,6 +23,8 @@ pub struct Mean {
     pub msssim: f64,
     /// `msssim_db` of the mean MS-SSIM (as tensorflow-compression's curves).
     pub msssim_db: f64,
+    /// Mean over the images of each plane's PSNR (Y, Cb, Cr), like `psnr`.
+    pub psnr_ycbcr: [f64; 3],
     pub encode_s: f64,
     pub decode_s: f64,
     pub backend: &'static str,
@@ -75,6 +77,7 @@ pub fn means(rows: &[Row]) -> Vec<Mean> {
                 } else {
                     metrics::msssim_db(msssim)
                 },
+                psnr_ycbcr: [0, 1, 2].map(|c| mean(g.iter().map(|r| r.psnr_ycbcr[c]))),
                 encode_s: mean(g.iter().map(|r| r.encode_s)),
                 decode_s: mean(g.iter().map(|r| r.decode_s)),
                 backend: g[0].backend,
@@ -126,6 +129,9 @@ pub fn write_rows_csv(path: &Path, rows: &[Row]) -> Result<()> {
         "ssim",
         "msssim",
         "msssim_db",
+        "psnr_y",
+        "psnr_cb",
+        "psnr_cr",
         "encode_s",
         "decode_s",
         "backend",
@@ -144,6 +150,9 @@ pub fn write_rows_csv(path: &Path, rows: &[Row]) -> Result<()> {
             format!("{:.6}", r.ssim),
             format!("{:.6}", r.msssim),
             format!("{:.4}", r.msssim_db),
+            format!("{:.4}", r.psnr_ycbcr[0]),
+            format!("{:.4}", r.psnr_ycbcr[1]),
+            format!("{:.4}", r.psnr_ycbcr[2]),
             format!("{:.6}", r.encode_s),
             format!("{:.6}", r.decode_s),
             r.backend.to_string(),
@@ -165,6 +174,9 @@ pub fn write_means_csv(path: &Path, means: &[Mean]) -> Result<()> {
         "ssim",
         "msssim",
         "msssim_db",
+        "psnr_y",
+        "psnr_cb",
+        "psnr_cr",
         "encode_s",
         "decode_s",
         "backend",
@@ -181,6 +193,9 @@ pub fn write_means_csv(path: &Path, means: &[Mean]) -> Result<()> {
             format!("{:.6}", m.ssim),
             format!("{:.6}", m.msssim),
             format!("{:.4}", m.msssim_db),
+            format!("{:.4}", m.psnr_ycbcr[0]),
+            format!("{:.4}", m.psnr_ycbcr[1]),
+            format!("{:.4}", m.psnr_ycbcr[2]),
             format!("{:.6}", m.encode_s),
             format!("{:.6}", m.decode_s),
             m.backend.to_string(),
@@ -335,7 +350,8 @@ pub fn markdown(means: &[Mean], ctx: &RunInfo) -> String {
         "Metrics: PSNR over all RGB samples; SSIM as scikit-image's `structural_similarity` defaults \
          (7x7 uniform window, data_range 255, channel mean); MS-SSIM as `tf.image.ssim_multiscale` \
          (max_val 255, per channel mean); all are means over the images, except MS-SSIM (dB) = \
-         -10 log10(1 - mean MS-SSIM). bpp = 8 bytes / (W H); N_compression = bytes / (3 W H). \
+         -10 log10(1 - mean MS-SSIM). Y / Cb / Cr: PSNR of the BT.601 full-range planes (the \
+         colour guard: a hue shift lowers Cb/Cr while MS-SSIM hardly moves). bpp = 8 bytes / (W H); N_compression = bytes / (3 W H). \
          Times are means per image, in seconds, single process.\n"
     );
     if !ctx.notes.is_empty() {
@@ -437,13 +453,16 @@ pub fn markdown(means: &[Mean], ctx: &RunInfo) -> String {
         let _ = writeln!(s, "### {c}\n");
         let _ = writeln!(
             s,
-            "| setting | images | bpp | N_compression | PSNR (dB) | SSIM | MS-SSIM | MS-SSIM (dB) | encode (s) | decode (s) |"
+            "| setting | images | bpp | N_compression | PSNR (dB) | SSIM | MS-SSIM | MS-SSIM (dB) | Y (dB) | Cb (dB) | Cr (dB) | encode (s) | decode (s) |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for m in means.iter().filter(|m| m.codec == c) {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.setting,
                 m.n,
                 fmt_num(m.bpp, 4),
@@ -452,6 +471,9 @@ pub fn markdown(means: &[Mean], ctx: &RunInfo) -> String {
                 fmt_num(m.ssim, 4),
                 fmt_num(m.msssim, 5),
                 fmt_num(m.msssim_db, 3),
+                fmt_num(m.psnr_ycbcr[0], 2),
+                fmt_num(m.psnr_ycbcr[1], 2),
+                fmt_num(m.psnr_ycbcr[2], 2),
                 fmt_num(m.encode_s, 4),
                 fmt_num(m.decode_s, 4)
             );

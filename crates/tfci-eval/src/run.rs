@@ -27,6 +27,8 @@ pub struct Row {
     pub ssim: f64,
     pub msssim: f64,
     pub msssim_db: f64,
+    /// PSNR (dB) of the BT.601 Y, Cb and Cr planes.
+    pub psnr_ycbcr: [f64; 3],
     pub encode_s: f64,
     pub decode_s: f64,
     pub backend: &'static str,
@@ -444,6 +446,7 @@ fn evaluate(
                     ssim: q.ssim,
                     msssim: q.msssim,
                     msssim_db: q.msssim_db,
+                    psnr_ycbcr: q.psnr_ycbcr,
                     encode_s: enc.as_secs_f64(),
                     decode_s: dect.as_secs_f64(),
                     backend: "cpu",
