@@ -19,8 +19,11 @@ MANIFEST_FORMAT_VERSION = 1
 PRECISION = 16
 REQUIRED_METADATA = ("format", "architecture", "family", "N", "M", "levels", "precision",
                      "leaky_relu_slope")
-MANIFEST_KEY_ORDER = ("family", "architecture", "file", "sha256", "levels", "metric", "lambdas",
-                      "N", "M", "trained", "training", "kodak")
+MANIFEST_KEY_ORDER = ("family", "architecture", "file", "sha256", "levels", "version", "decoder_id",
+                      "versions", "metric", "lambdas", "N", "M", "trained", "training", "kodak")
+# What the decoder reads (crates/codec-core/src/model/decoder_id.rs): the id in every .tfci file.
+DECODER_PREFIXES = ("g_s.", "h_s.", "y_eb.", "z_eb.", "y_gc.")
+DECODER_TENSORS = ("y_gain_inv",)
 
 
 _ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.int32: "I32", torch.uint8: "U8"}
@@ -55,6 +58,44 @@ def write_safetensors(path: str, tensors: Dict[str, torch.Tensor], metadata: Dic
         for b in blobs:
             f.write(b)
     os.replace(tmp, path)
+
+
+def is_decoder_tensor(name: str) -> bool:
+    return name in DECODER_TENSORS or name.startswith(DECODER_PREFIXES)
+
+
+def decoder_id(tensors: Dict[str, torch.Tensor], architecture: str, levels: int, slope: str) -> str:
+    """First 16 hex digits of the digest of what the decoder reads (docs/model-format.md, "Weights
+    id"): header ``tfci-decoder/1 ARCH levels=L slope=S``, then per decoder tensor in name order
+    ``name \0 dtype \0`` rank, shape, byte length (u64 little-endian) and the little-endian data."""
+    h = hashlib.sha256(f"tfci-decoder/1 {architecture} levels={levels} slope={slope}".encode())
+    for name in sorted(n for n in tensors if is_decoder_tensor(n)):
+        v = tensors[name].detach().cpu().contiguous()
+        b = v.numpy().astype(v.numpy().dtype.newbyteorder("<"), copy=False).tobytes()
+        h.update(name.encode() + b"\0" + _ST_DTYPES[v.dtype].encode() + b"\0")
+        h.update(len(v.shape).to_bytes(8, "little"))
+        for dim in v.shape:
+            h.update(int(dim).to_bytes(8, "little"))
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()[:16]
+
+
+def _versions(old: Optional[dict], new_id: str, steps) -> tuple:
+    """(version, versions) of a new export: the version counts up when the decoder id changes; a
+    manifest entry from before decoder ids becomes version 1 under its file id (sha256[:16])."""
+    if old is None:
+        return 1, [{"version": 1, "weights_id": new_id, "note": f"{steps} steps"}]
+    versions = list(old.get("versions") or [])
+    if not versions:
+        old_steps = (old.get("training") or {}).get("steps", "?")
+        versions = [{"version": 1, "weights_id": old["sha256"][:16],
+                     "note": f"{old_steps} steps; files written before decoder ids"}]
+    for v in versions:
+        if v["weights_id"] == new_id:
+            return v["version"], versions
+    version = max(v["version"] for v in versions) + 1
+    return version, versions + [{"version": version, "weights_id": new_id, "note": f"{steps} steps"}]
 
 
 def sha256_file(path: str) -> str:
@@ -224,12 +265,20 @@ def export(
 
     verify_file(path, tensors, metadata, model)
 
+    mpath = os.path.join(out_dir, "manifest.json")
+    manifest = _load_manifest(mpath)
+    old = next((e for e in manifest["families"] if e.get("family") == family), None)
+    did = decoder_id(tensors, model.architecture, model.levels, metadata["leaky_relu_slope"])
+    version, versions = _versions(old, did, metadata.get("steps", "?"))
     entry = {
         "family": family,
         "architecture": model.architecture,
         "file": fname,
         "sha256": digest,
         "levels": model.levels,
+        "version": version,
+        "decoder_id": did,
+        "versions": versions,
         "N": model.N,
         "M": model.M,
     }
@@ -240,8 +289,6 @@ def export(
             raise ValueError(f"manifest_entry_extra must not override {k!r}")
     entry = _order_entry(entry)
 
-    mpath = os.path.join(out_dir, "manifest.json")
-    manifest = _load_manifest(mpath)
     fams = manifest["families"]
     for i, e in enumerate(fams):
         if e.get("family") == family:

@@ -484,12 +484,13 @@ impl Codec {
     /// file carries a rate parameter, which then decides the level and the gains).
     pub fn decode_latents(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<Decoded> {
         match &packed.weights_id {
-            Some(id) if *id == self.family.weights_id => {}
+            // The decoder id, or the whole-file id that files carried before decoder ids.
+            Some(id) if *id == self.family.weights_id || *id == self.family.file_id => {}
             Some(id) => {
                 return Err(Error::WeightsMismatch {
                     model: packed.model.clone(),
-                    file: id.clone(),
-                    installed: self.family.weights_id.clone(),
+                    needed: self.family.describe_weights(id),
+                    installed: self.family.describe_weights(&self.family.weights_id),
                 })
             }
             None => {

@@ -16,12 +16,14 @@ pub enum Error {
     #[error("corrupted .tfci payload: {0}")]
     Entropy(#[from] EntropyError),
     #[error(
-        "{model}: the file was made with weights {file}, but the installed model has weights {installed}; \
-         install the model version that made it"
+        "{model}: the file needs the decoder weights {needed}, but the installed model has {installed}; \
+         install the model version that made the file"
     )]
     WeightsMismatch {
         model: String,
-        file: String,
+        /// The file's weights id, with the version the manifest knows it as.
+        needed: String,
+        /// The installed decoder id and version.
         installed: String,
     },
     #[error("{model}: the file has no weights id (not written by tfci-rs)")]

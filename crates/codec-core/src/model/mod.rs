@@ -4,6 +4,7 @@
 //! vectors and the raw integer CDF tables, checking every shape on the way so a backend can trust them.
 
 pub mod architecture;
+mod decoder_id;
 pub mod graph;
 mod manifest;
 mod weights;
@@ -11,7 +12,8 @@ mod weights;
 use std::path::{Path, PathBuf};
 
 pub use architecture::Architecture;
-pub use manifest::{FamilyEntry, Manifest};
+pub use decoder_id::is_decoder_tensor;
+pub use manifest::{FamilyEntry, Manifest, WeightsVersion};
 pub use weights::{CdfRows, EbTables, Family, GcTables, Tables};
 
 /// Errors finding or loading a model.
@@ -55,6 +57,14 @@ pub enum ModelError {
     MissingTensor(String),
     #[error("tensor {name:?}: {reason}")]
     BadTensor { name: String, reason: String },
+    #[error(
+        "model file {path} does not match its manifest entry: decoder id {actual}, manifest says {expected}"
+    )]
+    DecoderId {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("model metadata {key:?}: {reason}")]
     Metadata { key: String, reason: String },
 }

@@ -49,8 +49,14 @@ pub enum Tables {
 pub struct Family {
     pub name: String,
     pub architecture: Architecture,
-    /// First 16 hex digits of the file's sha256.
+    /// The decoder id (first 16 hex digits of the digest of what the decoder reads), written into
+    /// every `.tfci` file as `"WI"`.
     pub weights_id: String,
+    /// First 16 hex digits of the model file's sha256: the id of files written before decoder ids.
+    pub file_id: String,
+    /// The manifest's weights version of this file, and every released version it knows.
+    pub version: Option<u32>,
+    pub versions: Vec<super::WeightsVersion>,
     pub levels: u32,
     /// Latent channels `M` (the channels of `y`).
     pub m: usize,
@@ -112,6 +118,21 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
             });
         }
     }
+    let weights_id = super::decoder_id::decoder_id(
+        &st,
+        &entry.architecture,
+        entry.levels,
+        meta.get("leaky_relu_slope").map_or("0.01", String::as_str),
+    );
+    if let Some(expected) = &entry.decoder_id {
+        if *expected != weights_id {
+            return Err(ModelError::DecoderId {
+                path,
+                expected: expected.clone(),
+                actual: weights_id,
+            });
+        }
+    }
     let slope = match meta.get("leaky_relu_slope") {
         Some(s) => s.parse::<f32>().map_err(|e| ModelError::Metadata {
             key: "leaky_relu_slope".into(),
@@ -160,7 +181,10 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
     Ok(Family {
         name: entry.family.clone(),
         architecture,
-        weights_id: entry.weights_id().to_string(),
+        weights_id,
+        file_id: entry.file_id().to_string(),
+        version: entry.version,
+        versions: entry.versions.clone(),
         levels,
         m,
         n,
@@ -172,6 +196,23 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
         y_gain_inv,
         tables,
     })
+}
+
+impl Family {
+    /// A weights id with the release the manifest knows it as, e.g. `0123abcd0123abcd (version 2:
+    /// 22,000 steps)`, for error messages.
+    pub fn describe_weights(&self, id: &str) -> String {
+        let known = self.versions.iter().find(|v| v.weights_id == id);
+        match known {
+            Some(v) if v.note.is_empty() => format!("{id} (version {})", v.version),
+            Some(v) => format!("{id} (version {}: {})", v.version, v.note),
+            None if id == self.weights_id => match self.version {
+                Some(n) => format!("{id} (version {n})"),
+                None => id.to_string(),
+            },
+            None => format!("{id} (a version this installation does not know)"),
+        }
+    }
 }
 
 struct Reader<'a, 'b> {
