@@ -115,7 +115,7 @@ pub fn read_image(path: &Path) -> Result<RgbImage> {
     let input = Input::Path(path.into());
     let (img, note) = decode_image(&read_input(&input)?, &input)?;
     if let Some(note) = note {
-        eprintln!("note: {note}");
+        crate::report::say(&format!("note: {note}"));
     }
     Ok(img)
 }
@@ -198,6 +198,18 @@ pub fn write_output(
         }
         Output::Path(path) => {
             check_path(path, input, clobber, guard)?;
+            if is_special(path) {
+                // A device, a FIFO or /dev/stdout: write into it, as cp would; renaming a temporary
+                // file over it would replace the device with a regular file.
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("cannot open {} for writing", path.display()))?;
+                return f
+                    .write_all(bytes)
+                    .and_then(|()| f.flush())
+                    .with_context(|| format!("failed writing {}", path.display()));
+            }
             write_atomic_with(path, clobber, |w| w.write_all(bytes))
         }
     }
@@ -232,6 +244,11 @@ fn check_path(path: &Path, input: &Input, clobber: Clobber, guard: WriteGuard) -
     }
     if path.is_dir() {
         bail!("{} is a folder; name an output file", path.display());
+    }
+    if is_special(path) {
+        // Nothing to guard in a device or a pipe, and reading one would wait for data (a pipe on
+        // our own stdout never sends any).
+        return Ok(());
     }
     if path.exists() {
         if clobber == Clobber::Keep {
@@ -288,6 +305,12 @@ pub(crate) fn write_atomic_with(
     Ok(())
 }
 
+/// Whether `path` exists and is not a regular file or folder (a device, a FIFO, a socket; links are
+/// followed, so `/dev/stdout` is whatever stdout is).
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
@@ -339,6 +362,50 @@ mod tests {
         assert!(res.is_err());
         assert_eq!(std::fs::read(&out).expect("read"), b"old");
         assert_eq!(leftovers(dir.path()), vec!["a.tfci".to_string()]);
+    }
+
+    /// A FIFO (standing in for /dev/null, a tty or /dev/stdout in a pipe) is written into and stays
+    /// a FIFO; the guard never reads it (which used to wait forever).
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_written_into_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!(
+                "SKIPPED special_files_are_written_into_not_replaced: mkfifo is not available"
+            );
+            return;
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).expect("read the fifo"))
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || {
+                let input = Input::Path("in.png".into());
+                let res = write_output(
+                    &Output::Path(fifo),
+                    &input,
+                    b"payload",
+                    Clobber::Replace,
+                    WriteGuard::NotATfci,
+                );
+                let _ = tx.send(res.map_err(|e| format!("{e:#}")));
+            });
+        }
+        let res = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("writing into a FIFO must not hang");
+        assert_eq!(res, Ok(()));
+        assert_eq!(reader.join().expect("reader"), b"payload");
+        let kind = std::fs::metadata(&fifo).expect("still there").file_type();
+        assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+        assert_eq!(leftovers(dir.path()), vec!["pipe".to_string()]);
     }
 
     #[test]

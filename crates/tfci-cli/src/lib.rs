@@ -14,7 +14,7 @@ pub use files::{
     Output, WriteGuard,
 };
 pub use jobs::{plan, run_jobs, Job};
-pub use report::{exit_code, format_bytes, report, Reporter, Totals};
+pub use report::{exit_code, format_bytes, out, report, say, Reporter, Totals};
 pub use search::{search, Axis, Found, Point};
 
 use std::path::{Path, PathBuf};
@@ -105,7 +105,7 @@ pub fn print_notes(codec: &codec_core::Codec, reporter: &Reporter) {
 pub fn print_adapters() {
     let adapters = codec_core::backend::list_adapters();
     if adapters.is_empty() {
-        println!("no GPU adapter found (the CPU backend runs)");
+        report::out("no GPU adapter found (the CPU backend runs)");
     }
     for a in adapters {
         let state = match (&a.unusable, a.software) {
@@ -113,7 +113,7 @@ pub fn print_adapters() {
             (None, true) => "usable with --backend gpu (software)".to_string(),
             (None, false) => "usable".to_string(),
         };
-        println!("{}  [{state}]", a.describe());
+        report::out(&format!("{}  [{state}]", a.describe()));
     }
 }
 

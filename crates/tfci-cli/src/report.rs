@@ -8,9 +8,22 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::Common;
 
+/// Writes one line on stderr. Messages are best effort: a closed stderr (`2>&1 | head -1`) must not
+/// stop the work or panic, as `eprintln!` would.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Writes one line of a listing on stdout; a reader that went away (`| head -1`) ends it quietly.
+pub fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 /// Prints an error on stderr as one line: what failed, then its causes after colons.
 pub fn report(err: &anyhow::Error) {
-    eprintln!("error: {err:#}");
+    say(&format!("error: {err:#}"));
 }
 
 /// What a binary's `main` returns: success, or the error reported on stderr and exit code 1.
@@ -66,8 +79,8 @@ impl Reporter {
 
     fn print(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bar) => bar.suspend(|| say(line)),
+            None => say(line),
         }
     }
 
@@ -109,7 +122,7 @@ impl Reporter {
             bar.finish_and_clear();
         }
         if !self.quiet && (totals.files > 1 || self.verbose) {
-            eprintln!("{}", totals.line(verb));
+            say(&totals.line(verb));
         }
     }
 }

@@ -4,6 +4,10 @@
 
 use anyhow::{bail, Result};
 
+/// At most this many compressions along a continuous axis: a bracket of `[1, 8]` reaches f32's
+/// resolution in about 24 halvings, so this only bounds a search that could not end otherwise.
+pub const MAX_CONTINUOUS_TRIES: usize = 40;
+
 /// What the search moves along.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Axis {
@@ -73,7 +77,7 @@ pub fn search(
                 Point::Level(((upper + lower) / 2.0).floor() as u32)
             }
             Axis::Continuous { tolerance, .. } => {
-                if upper - lower <= f64::from(tolerance) {
+                if upper - lower <= f64::from(tolerance) || tried.len() >= MAX_CONTINUOUS_TRIES {
                     break;
                 }
                 Point::Rd(((upper + lower) / 2.0) as f32)
@@ -83,6 +87,11 @@ pub fn search(
             Point::Level(l) => f64::from(l),
             Point::Rd(r) => f64::from(r),
         };
+        // Below f32's resolution the midpoint rounds onto a bound: the bracket cannot shrink any
+        // more, whatever the tolerance asked for.
+        if at <= lower || at >= upper {
+            break;
+        }
         let bytes = compress(point)?;
         let bpp = 8.0 * bytes.len() as f64 / pixels.max(1) as f64;
         tried.push((point, bpp));
@@ -197,6 +206,25 @@ mod tests {
             assert!(strict.bpp <= target);
             assert!(target - strict.bpp <= resolution);
         }
+    }
+
+    /// A tolerance below f32's resolution (`--rd_parameter_tolerance 1e-9`) used to loop forever:
+    /// the f32 midpoint stopped moving. It ends once the bracket cannot shrink.
+    #[test]
+    fn tiny_tolerance_ends() {
+        let axis = Axis::Continuous {
+            lower: 1.0,
+            upper: 8.0,
+            tolerance: 1e-9,
+        };
+        // A file size that is a step function of r, as real files are (whole bytes): it never
+        // equals the target exactly.
+        let stepped = |p: Point| fake(p).map(|b| vec![0; b.len() / 7 * 7]);
+        for target in [2.0, 17.3] {
+            let found = search(axis, target, false, 800, stepped).expect("found");
+            assert!(found.tried.len() <= 30, "{}", found.tried.len());
+        }
+        assert!(MAX_CONTINUOUS_TRIES >= 30);
     }
 
     #[test]

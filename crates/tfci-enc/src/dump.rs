@@ -137,15 +137,15 @@ pub fn list(registry: &Registry, model: &str) -> Result<()> {
         .get("N")
         .map(|v| v.to_string())
         .unwrap_or("?".into());
-    println!(
+    tfci_cli::out(&format!(
         "tensors of {} (M = {m}, N = {n}; sizes round up):",
         entry.family
-    );
+    ));
     for s in specs(hyper) {
-        println!(
+        tfci_cli::out(&format!(
             "  {:<14} {:<20} {:<8} {}",
             s.name, s.shape, s.dtype, s.about
-        );
+        ));
     }
     Ok(())
 }

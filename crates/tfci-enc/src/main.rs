@@ -88,10 +88,10 @@ fn list_models(registry: &codec_core::model::Registry) {
         .map(|f| format!("{}-[1-{}]", f.family, f.levels))
         .collect();
     let w = names.iter().map(String::len).max().unwrap_or(5).max(5);
-    println!(
+    tfci_cli::out(&format!(
         "{:<w$}  {:<20} {:>9}  training",
         "model", "architecture", "size"
-    );
+    ));
     for (f, name) in registry.families().iter().zip(&names) {
         let size = std::fs::metadata(registry.dir().join(&f.file))
             .map(|m| tfci_cli::format_bytes(m.len()))
@@ -112,13 +112,16 @@ fn list_models(registry: &codec_core::model::Registry) {
                 })
                 .unwrap_or_default(),
         };
-        println!("{name:<w$}  {:<20} {size:>9}  {trained}", f.architecture);
+        tfci_cli::out(&format!(
+            "{name:<w$}  {:<20} {size:>9}  {trained}",
+            f.architecture
+        ));
     }
     let dir = registry.dir();
-    println!(
+    tfci_cli::out(&format!(
         "from {}",
         dir.canonicalize().as_deref().unwrap_or(dir).display()
-    );
+    ));
 }
 
 fn main() -> ExitCode {

@@ -917,3 +917,33 @@ fn underscore_and_kebab_aliases() {
     }
     assert_eq!(files(&d.path().join("o")), ["a.png.tfci"]);
 }
+
+/// Messages are best effort: with stderr (or stdout, for a listing) closed by its reader, as in
+/// `tfci-enc -v compress ... 2>&1 | head -1`, the work still finishes and nothing panics (exit 101).
+#[test]
+fn closed_stderr_or_stdout_is_not_a_panic() {
+    let d = scratch("b2018-gdn");
+    let spawn = |args: &[&str], close_stdout: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tfci-enc"));
+        c.current_dir(d.path())
+            .env("TFCI_BACKEND", "cpu")
+            .arg("--model-dir")
+            .arg(fixture("b2018-gdn"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn");
+        // Close the read end before the binary writes anything.
+        if close_stdout {
+            drop(child.stdout.take());
+        }
+        drop(child.stderr.take());
+        child.wait().expect("wait")
+    };
+    let status = spawn(&["-v", "compress", "fixture-b2018-gdn-2", "a.png", "p.tfci"], false);
+    assert_eq!(status.code(), Some(0));
+    assert!(d.path().join("p.tfci").is_file());
+    let status = spawn(&["models"], true);
+    assert_eq!(status.code(), Some(0));
+}
