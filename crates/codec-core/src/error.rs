@@ -11,10 +11,12 @@ use crate::model::ModelError;
 pub enum Error {
     #[error(transparent)]
     Model(#[from] ModelError),
+    // The layer's message is part of this one, so it is not also a `source` (an error chain
+    // printed with `{:#}` would say it twice).
     #[error("invalid .tfci file: {0}")]
-    Container(#[from] ContainerError),
+    Container(ContainerError),
     #[error("corrupted .tfci payload: {0}")]
-    Entropy(#[from] EntropyError),
+    Entropy(EntropyError),
     #[error(
         "{model}: the file needs the decoder weights {needed}, but the installed model has {installed}; \
          install the model version that made the file"
@@ -51,5 +53,40 @@ pub enum Error {
     Gpu(GpuError),
 }
 
+impl From<ContainerError> for Error {
+    fn from(e: ContainerError) -> Self {
+        Error::Container(e)
+    }
+}
+
+impl From<EntropyError> for Error {
+    fn from(e: EntropyError) -> Self {
+        Error::Entropy(e)
+    }
+}
+
 /// Result alias of the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message chain a binary prints (`{:#}` of anyhow: each error, then its sources) names a
+    /// container or payload fault once (it used to say `feature "x" is missing` twice).
+    #[test]
+    fn chains_say_each_thing_once() {
+        fn chain(e: &dyn std::error::Error) -> String {
+            let mut s = e.to_string();
+            let mut src = e.source();
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        }
+        let e = Error::from(ContainerError::Missing { key: "x".into() });
+        assert_eq!(chain(&e), "invalid .tfci file: feature \"x\" is missing");
+    }
+}

@@ -177,10 +177,19 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
         args.paths.splice(0..0, rest);
     }
     if args.tensors.is_empty() {
-        bail!(
-            "no tensor names given (see `tfci-enc tensors {}`)",
-            args.model
-        );
+        // The first word after the model was not a tensor name: if it is not a file either, it
+        // was most likely a misspelt tensor, so name it.
+        match args.paths.first() {
+            Some(p) if !p.exists() && p.as_os_str() != "-" => bail!(
+                "unknown tensor {:?} (see `tfci-enc tensors {}`)",
+                p.display().to_string(),
+                args.model
+            ),
+            _ => bail!(
+                "no tensor names given (see `tfci-enc tensors {}`)",
+                args.model
+            ),
+        }
     }
     let (input, output) = match args.paths.as_slice() {
         [i] => (Input::from_arg(i), None),

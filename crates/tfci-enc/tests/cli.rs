@@ -575,6 +575,21 @@ fn bad_inputs_fail_with_one_line_and_no_output() {
         err.contains("unknown model") && err.contains("fixture-b2018-gdn-1"),
         "{err}"
     );
+    // A family without a level names its levels.
+    let err = fails_logged(
+        &mut seen,
+        &enc(d.path(), arch, &["compress", "fixture-b2018-gdn", "a.png"]),
+    );
+    assert!(
+        err.contains("fixture-b2018-gdn-1 to fixture-b2018-gdn-4"),
+        "{err}"
+    );
+    // A misspelt tensor name is named.
+    let err = fails_logged(
+        &mut seen,
+        &enc(d.path(), arch, &["dump", m, "--tensor", "nope", "a.png"]),
+    );
+    assert!(err.contains("unknown tensor \"nope\""), "{err}");
     // Output folders that cannot be written: missing, or a file.
     let err = fails_logged(
         &mut seen,
@@ -941,7 +956,10 @@ fn closed_stderr_or_stdout_is_not_a_panic() {
         drop(child.stderr.take());
         child.wait().expect("wait")
     };
-    let status = spawn(&["-v", "compress", "fixture-b2018-gdn-2", "a.png", "p.tfci"], false);
+    let status = spawn(
+        &["-v", "compress", "fixture-b2018-gdn-2", "a.png", "p.tfci"],
+        false,
+    );
     assert_eq!(status.code(), Some(0));
     assert!(d.path().join("p.tfci").is_file());
     let status = spawn(&["models"], true);

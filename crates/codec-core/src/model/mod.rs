@@ -145,7 +145,8 @@ impl Registry {
             .into_iter()
             .chain(self.manifest.families.iter().map(|f| f.family.clone()))
             .map(|n| (strsim::normalized_levenshtein(name, &n), n))
-            .filter(|(s, _)| *s > 0.5)
+            // The refused name itself (a family given without a level) is no suggestion.
+            .filter(|(s, n)| *s > 0.5 && n != name)
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
         let suggestions = scored.into_iter().take(3).map(|(_, n)| n).collect();
@@ -153,5 +154,26 @@ impl Registry {
             name: name.into(),
             suggestions,
         }
+    }
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::*;
+
+    /// The name that was refused is never its own suggestion (a family name asked for where a
+    /// model name is needed used to get "did you mean FAMILY?").
+    #[test]
+    fn the_refused_name_is_not_suggested() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/b2018-gdn");
+        let r = Registry::open(&dir).expect("fixture");
+        let ModelError::UnknownModel { suggestions, .. } = r.unknown("fixture-b2018-gdn") else {
+            panic!("not an unknown-model error");
+        };
+        assert!(!suggestions.is_empty());
+        assert!(
+            !suggestions.iter().any(|s| s == "fixture-b2018-gdn"),
+            "{suggestions:?}"
+        );
     }
 }
