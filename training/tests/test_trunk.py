@@ -93,3 +93,16 @@ def test_decoder_id_ignores_the_encoder():
     assert decoder_id({**t, "g_s.0.weight": torch.zeros(2, 2, dtype=torch.float16)},
                       "bmshj2018-factorized", 1, "0.01") != base
     assert decoder_id(t, "bmshj2018-factorized", 2, "0.01") != base
+
+
+def test_mse_term_changes_the_update(tmp_path, data_dir):
+    """--mse-term reaches the gradient of both kinds of family (it was once dropped for the
+    factorized ones, whose density term replaced the total)."""
+    for fam in (FAM, "mbt2018-mean-msssim"):
+        common = ["--family", fam, "--data", data_dir, "--steps", 2, "--mse-warmup", 0, "--no-export",
+                  *TINY]
+        run([*common, "--out", tmp_path / fam / "plain"])
+        run([*common, "--out", tmp_path / fam / "mse", "--mse-term", 0.5])
+        a = torch.load(tmp_path / fam / "plain" / "checkpoint.pt", weights_only=False)["families"][fam]
+        b = torch.load(tmp_path / fam / "mse" / "checkpoint.pt", weights_only=False)["families"][fam]
+        assert not torch.equal(a["model"]["g_s.0.weight"], b["model"]["g_s.0.weight"]), fam

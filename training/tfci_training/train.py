@@ -303,7 +303,7 @@ class FamilyTrainer:
             total = total + args.mse_term * mse_lambda * 255**2 * F.mse_loss(out["x_hat"], x)
         if self.has_level_densities:
             n, _, H, W = x.shape
-            total = loss + self.model.density_bits(out["y"], level) / (n * H * W)
+            total = total + self.model.density_bits(out["y"], level) / (n * H * W)
         total.backward()
         for group, clip in zip(self.opt.param_groups, (args.clip, args.clip_densities)):
             if clip > 0 and group["params"]:
