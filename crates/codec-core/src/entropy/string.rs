@@ -83,7 +83,7 @@ pub fn encode(
 ) -> Result<Vec<u8>, EntropyError> {
     let plane = match channels {
         0 if symbols.is_empty() => 0,
-        c if c > 0 && symbols.len() % c == 0 => symbols.len() / c,
+        c if c > 0 && symbols.len().is_multiple_of(c) => symbols.len() / c,
         _ => {
             return Err(EntropyError::SymbolCount {
                 symbols: symbols.len(),
