@@ -88,6 +88,39 @@ fn random_bytes_and_bit_flips_never_panic() {
     }
 }
 
+/// 1,000 random 1-4-byte changes of a file of each family: each one decodes to the original image
+/// (a change the container does not see, such as an equivalent varint) or fails with a typed error;
+/// a wrong image never comes out silently (the "CK" checksum).
+#[test]
+fn mutants_decode_right_or_fail() {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for arch in ARCHITECTURES {
+        let f = Fixture::load(arch);
+        let bytes = compressed(&f);
+        let limits = Limits::default();
+        let (want, _) =
+            codec_core::codec::decompress(&f.registry, &bytes, &limits).expect("original");
+        let (mut same, mut refused) = (0, 0);
+        for _ in 0..1000 {
+            let mut b = bytes.clone();
+            let n = 1 + (xorshift(&mut rng) % 4) as usize;
+            for _ in 0..n {
+                let at = xorshift(&mut rng) as usize % b.len();
+                b[at] ^= 1 + (xorshift(&mut rng) % 255) as u8;
+            }
+            match codec_core::codec::decompress(&f.registry, &b, &limits) {
+                Ok((img, _)) => {
+                    assert_eq!(img, want, "{arch}: a mutant decoded to another image");
+                    same += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        eprintln!("{arch}: 1000 mutants, {same} decode to the same image, {refused} refused");
+        assert_eq!(same + refused, 1000);
+    }
+}
+
 #[test]
 fn unknown_model_names_suggest_close_ones() {
     let f = Fixture::load(ARCHITECTURES[0]);

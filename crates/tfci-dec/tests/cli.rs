@@ -93,15 +93,11 @@ fn with_file() -> tempfile::TempDir {
 #[test]
 fn another_models_weights_is_refused() {
     let d = with_file();
-    let mut bytes = std::fs::read(d.path().join("a.tfci")).expect("read");
-    // The weights id is 16 hex digits after the "WI" key; give the file another id.
-    let at = bytes.windows(2).position(|w| w == b"WI").expect("WI key");
-    let id = bytes[at..]
-        .windows(16)
-        .position(|w| w.iter().all(|b| b.is_ascii_hexdigit()))
-        .expect("id")
-        + at;
-    bytes[id..id + 16].copy_from_slice(b"0123456789abcdef");
+    let bytes = std::fs::read(d.path().join("a.tfci")).expect("read");
+    // The same file, as if written with other decoder weights (and a checksum that matches).
+    let mut packed = codec_core::container::Packed::from_bytes(&bytes).expect("parses");
+    packed.weights_id = Some("0123456789abcdef".into());
+    let bytes = packed.to_bytes();
     std::fs::write(d.path().join("other.tfci"), &bytes).expect("write");
     let out = dec_in(d.path(), "b2018-gdn", &["decompress", "other.tfci"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -4,8 +4,10 @@
 //! Feature `"MD"` holds the model name; features `"\x01"`, `"\x02"`, ... hold the sender's tensors in
 //! TFC's order (rank 1: strings as `bytes_list`, integers as `int64_list`, floats as `float_list`).
 //! Our own additions are extra keys that `PackedTensors` ignores: `"FV"` (format version),
-//! `"WI"` (weights id) and `"RD"` (rate parameter). See `docs/tfci-format.md`.
+//! `"WI"` (weights id), `"RD"` (rate parameter) and `"CK"` (a CRC-32C of everything else, so a
+//! corrupted file is refused instead of decoding to a wrong image). See `docs/tfci-format.md`.
 
+mod crc;
 mod proto;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,8 @@ pub const KEY_FORMAT_VERSION: &str = "FV";
 pub const KEY_WEIGHTS_ID: &str = "WI";
 /// Key of the continuous rate parameter, when one was used.
 pub const KEY_RD_PARAMETER: &str = "RD";
+/// Key of the integrity check: CRC-32C of the file's bytes as they are without this key.
+pub const KEY_CHECKSUM: &str = "CK";
 /// The container format version this crate writes and reads.
 pub const FORMAT_VERSION: i64 = 1;
 /// At most this many positional tensors are read (TFC models have 3 or 5).
@@ -48,6 +52,10 @@ pub enum ContainerError {
     },
     #[error("unsupported .tfci format version {0} (this build reads version {FORMAT_VERSION})")]
     Version(i64),
+    #[error(
+        "the file is corrupted: its checksum is {stored:08x}, its contents give {computed:08x}"
+    )]
+    Checksum { stored: u32, computed: u32 },
 }
 
 /// One rank-1 tensor of the container.
@@ -91,8 +99,20 @@ pub struct Packed {
 }
 
 impl Packed {
-    /// Serializes to the `.tfci` bytes (deterministic: map keys in byte order).
+    /// Serializes to the `.tfci` bytes (deterministic: map keys in byte order), with the `"CK"`
+    /// checksum of the rest.
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut feature = self.features();
+        let crc = i64::from(crc::crc32c(&encode(feature.clone())));
+        feature.insert(
+            KEY_CHECKSUM.to_string(),
+            Value::Int64(vec![crc]).into_feature(),
+        );
+        encode(feature)
+    }
+
+    /// Every feature but the checksum: what `"CK"` covers, in its canonical byte order.
+    fn features(&self) -> BTreeMap<String, Feature> {
         let mut feature = BTreeMap::new();
         feature.insert(
             KEY_MODEL.to_string(),
@@ -117,10 +137,7 @@ impl Packed {
         for (i, t) in self.tensors.iter().enumerate() {
             feature.insert(tensor_key(i), t.clone().into_feature());
         }
-        Example {
-            features: Some(Features { feature }),
-        }
-        .encode_to_vec()
+        feature
     }
 
     /// Parses `.tfci` bytes. Checks the structure only; the codec checks shapes against its limits.
@@ -159,6 +176,10 @@ impl Packed {
             }
             None => None,
         };
+        let checksum = match map.remove(KEY_CHECKSUM) {
+            Some(f) => Some(single_int(KEY_CHECKSUM, f)?),
+            None => None,
+        };
         let mut tensors = Vec::new();
         for i in 0..MAX_TENSORS {
             let Some(f) = map.remove(&tensor_key(i)) else {
@@ -170,12 +191,25 @@ impl Packed {
             })?;
             tensors.push(value);
         }
-        Ok(Packed {
+        let packed = Packed {
             model,
             tensors,
             weights_id,
             rd_parameter,
-        })
+        };
+        // Files without "CK" (TFC's, older tfci-rs) are read as they are. The checksum covers the
+        // canonical bytes of what was read, so it holds for any writer that follows
+        // docs/tfci-format.md and catches any change to what the decoder uses.
+        if let Some(stored) = checksum {
+            let computed = crc::crc32c(&encode(packed.features()));
+            if stored != i64::from(computed) {
+                return Err(ContainerError::Checksum {
+                    stored: u32::try_from(stored).unwrap_or(u32::MAX),
+                    computed,
+                });
+            }
+        }
+        Ok(packed)
     }
 
     /// The `i`-th tensor (0-based) as a single byte string.
@@ -211,6 +245,13 @@ impl Packed {
             None => Err(ContainerError::Missing { key: tensor_key(i) }),
         }
     }
+}
+
+fn encode(feature: BTreeMap<String, Feature>) -> Vec<u8> {
+    Example {
+        features: Some(Features { feature }),
+    }
+    .encode_to_vec()
 }
 
 /// Feature key of the `i`-th (0-based) positional tensor: `chr(i + 1)`.

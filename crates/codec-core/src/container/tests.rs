@@ -35,7 +35,50 @@ fn bytes_follow_the_tf_example_field_numbers() {
         0x0a, 2, b'M', b'D',
         0x12, 5, 0x0a, 3, 0x0a, 1, b'm',  //   model name
     ];
-    assert_eq!(sample().to_bytes(), expected);
+    assert_eq!(encode(sample().features()), expected);
+}
+
+/// `to_bytes` adds exactly one entry, `"CK"` = CRC-32C of the bytes above, in key order.
+#[test]
+fn checksum_entry_covers_the_rest() {
+    let rest = encode(sample().features());
+    let crc = crc::crc32c(&rest);
+    let mut entry = vec![b'C', b'K', 0x12];
+    let mut varint = Vec::new();
+    prost::encoding::encode_varint(u64::from(crc), &mut varint);
+    // Feature.int64_list (0x1a) holding a packed Int64List (0x0a) of one varint.
+    entry.push(4 + varint.len() as u8);
+    entry.extend([0x1a, 2 + varint.len() as u8, 0x0a, varint.len() as u8]);
+    entry.extend(&varint);
+    let bytes = sample().to_bytes();
+    assert!(bytes.windows(entry.len()).any(|w| w == entry.as_slice()));
+    assert_eq!(bytes.len(), rest.len() + 2 + 2 + entry.len());
+}
+
+/// A changed byte anywhere that still parses is refused by the checksum; a file without "CK"
+/// (TFC's own, older tfci-rs) is read as it is.
+#[test]
+fn corruption_is_refused_and_files_without_checksum_parse() {
+    let p = Packed {
+        tensors: vec![
+            Value::Bytes(vec![vec![7u8; 40]]),
+            Value::Int64(vec![3, 300]),
+        ],
+        ..sample()
+    };
+    let bytes = p.to_bytes();
+    let mut refused = 0;
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x10;
+        match Packed::from_bytes(&b) {
+            Ok(q) => assert_eq!(q, p, "byte {i} changed the contents undetected"),
+            Err(ContainerError::Checksum { .. }) => refused += 1,
+            Err(_) => {}
+        }
+    }
+    assert!(refused > 40, "{refused}");
+    assert_eq!(Packed::from_bytes(&encode(p.features())).expect("no CK"), p);
 }
 
 #[test]
