@@ -49,7 +49,7 @@ from compressai.entropy_models import EntropyBottleneck, GaussianConditional
 
 from .data import CropSampler, find_images
 from .export import export
-from .trunk import load_export, load_trunk, read_trunk, save_trunk
+from .trunk import load_checked, load_export, load_trunk, read_trunk, save_trunk
 from .models import ARCHITECTURES, FAMILIES, GDN, MSE_LAMBDAS_8, build_model, rd_loss
 
 CHECKPOINT_FORMAT = "tfci-train-checkpoint/1"
@@ -385,12 +385,7 @@ def _log(run_dir: str, rec: dict) -> None:
 
 
 def _load_checkpoint(path: str) -> Optional[dict]:
-    if not os.path.exists(path):
-        return None
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    if ck.get("format") != CHECKPOINT_FORMAT:
-        raise SystemExit(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
-    return ck
+    return load_checked(path, CHECKPOINT_FORMAT)
 
 
 def _checkpoint_from_trunk(trunk: dict) -> dict:

@@ -50,13 +50,18 @@ def save_trunk(path: str, trainer, step: int, run: dict) -> int:
     return os.path.getsize(path)
 
 
-def read_trunk(path: str) -> Optional[dict]:
+def load_checked(path: str, fmt: str) -> Optional[dict]:
+    """A torch-saved dict whose ``format`` is ``fmt``; None when ``path`` does not exist."""
     if not os.path.exists(path):
         return None
     obj = torch.load(path, map_location="cpu", weights_only=False)
-    if obj.get("format") != TRUNK_FORMAT:
-        raise SystemExit(f"{path}: not a {TRUNK_FORMAT} checkpoint")
+    if obj.get("format") != fmt:
+        raise SystemExit(f"{path}: not a {fmt} checkpoint")
     return obj
+
+
+def read_trunk(path: str) -> Optional[dict]:
+    return load_checked(path, TRUNK_FORMAT)
 
 
 def load_trunk(obj: dict, trainer) -> None:
