@@ -321,7 +321,17 @@ mod tests {
             "{} is missing (required when CI=true)",
             path.display()
         );
-        eprintln!("skipped: {} not found", path.display());
+        {
+            // Written past libtest's capture, so the skip shows in the test output even
+            // though the test passes.
+            use std::io::Write;
+            let test = std::thread::current().name().unwrap_or("?").to_string();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: {} not found",
+                path.display()
+            );
+        }
         false
     }
 

@@ -27,7 +27,13 @@ pub(crate) fn gpu() -> Option<Arc<GpuContext>> {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("CI=true but no wgpu adapter: {e}");
             }
-            eprintln!("skipped: no wgpu adapter ({e})");
+            {
+                // Written past libtest's capture, so the skip shows in the test output even
+                // though the test passes.
+                use std::io::Write;
+                let test = std::thread::current().name().unwrap_or("?").to_string();
+                let _ = writeln!(std::io::stderr(), "SKIPPED {test}: no wgpu adapter ({e})");
+            }
             None
         }
     }
