@@ -290,6 +290,7 @@ pub(crate) fn write_atomic_with(
     let mut tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("cannot write into the folder {}", dir.display()))?;
+    let _registered = Partial::register(tmp.path());
     // On any error below, dropping `tmp` deletes the temporary file.
     write(&mut tmp)
         .and_then(|()| tmp.flush())
@@ -303,6 +304,46 @@ pub(crate) fn write_atomic_with(
         .map_err(|e| e.error)
         .with_context(|| format!("failed writing {}", output.display()))?;
     Ok(())
+}
+
+/// Temporary files being written: what an interrupt removes before the process ends.
+static PARTIALS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// One temporary file in [`PARTIALS`] for as long as this lives.
+struct Partial(PathBuf);
+
+impl Partial {
+    fn register(path: &Path) -> Partial {
+        if let Ok(mut v) = PARTIALS.lock() {
+            v.push(path.to_path_buf());
+        }
+        Partial(path.to_path_buf())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Ok(mut v) = PARTIALS.lock() {
+            v.retain(|p| *p != self.0);
+        }
+    }
+}
+
+/// Removes every temporary file still being written; returns how many.
+fn remove_partials() -> usize {
+    let Ok(v) = PARTIALS.lock() else { return 0 };
+    v.iter().filter(|p| std::fs::remove_file(p).is_ok()).count()
+}
+
+/// On Ctrl-C (SIGINT) or SIGTERM, remove the temporary file of a write in progress and exit with
+/// 130, so an interrupted run leaves no hidden `.tfci-partial-*` file. Call once, early in `main`.
+pub fn remove_partial_on_interrupt() {
+    // `ctrlc` runs this on its own thread, not inside the signal handler, so it may lock and
+    // touch the file system. Failing to install it (a handler already set) only loses the cleanup.
+    let _ = ctrlc::set_handler(|| {
+        remove_partials();
+        std::process::exit(130);
+    });
 }
 
 /// Whether `path` exists and is not a regular file or folder (a device, a FIFO, a socket; links are
@@ -408,6 +449,33 @@ mod tests {
         let kind = std::fs::metadata(&fifo).expect("still there").file_type();
         assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
         assert_eq!(leftovers(dir.path()), vec!["pipe".to_string()]);
+    }
+
+    /// What an interrupt does: the temporary file of a write in progress goes, the output never
+    /// appears, and a finished write is no longer on the list.
+    #[test]
+    fn interrupt_removes_the_partial_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("a.tfci");
+        let mut removed = None;
+        let res = write_atomic_with(&out, Clobber::Replace, |w| {
+            w.write_all(&[0u8; 1000])?;
+            assert_eq!(leftovers(dir.path()).len(), 1, "the temporary file exists");
+            removed = Some(remove_partials());
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "SIGINT",
+            ))
+        });
+        assert!(res.is_err());
+        assert!(removed.expect("ran") >= 1);
+        assert!(leftovers(dir.path()).is_empty());
+        write_atomic_with(&out, Clobber::Replace, |w| w.write_all(b"x")).expect("written");
+        assert!(PARTIALS
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|p| !p.starts_with(dir.path())));
     }
 
     #[test]

@@ -123,7 +123,8 @@ pub fn print_adapters() {
 /// desktop's default GPU; without a session (SSH, CI, containers) libwayland prints "error:
 /// XDG_RUNTIME_DIR is invalid or not set" on every adapter probe. The backend ranks adapters itself
 /// (`--adapter` picks one), so the layer adds nothing here: it is switched off through its own
-/// documented variable, unless the user set that variable or has a session.
+/// documented variable, unless the user set that variable or has a session. Then it installs the
+/// interrupt handler that removes a half-written output's temporary file.
 pub fn prepare_environment() {
     let session = std::env::var_os("XDG_RUNTIME_DIR")
         .map(|d| std::path::Path::new(&d).is_dir())
@@ -131,4 +132,5 @@ pub fn prepare_environment() {
     if !session && std::env::var_os("NODEVICE_SELECT").is_none() {
         std::env::set_var("NODEVICE_SELECT", "1");
     }
+    files::remove_partial_on_interrupt();
 }
