@@ -200,3 +200,61 @@ fn lying_headers_are_refused_before_allocating() {
         );
     }
 }
+
+/// A tiny file claiming a huge image is refused before anything is allocated, with the memory it
+/// would need; a larger budget lets the same shapes through the check.
+#[test]
+fn memory_budget_refuses_a_tiny_file_claiming_a_huge_image() {
+    let f = Fixture::load("bmshj2018-factorized");
+    let mut packed = Packed::from_bytes(&compressed(&f)).expect("parse");
+    packed.tensors[1] = Value::Int64(vec![8192, 8192]);
+    packed.tensors[2] = Value::Int64(vec![512, 512]);
+    let bytes = packed.to_bytes();
+    let small = Limits {
+        max_memory: 64 << 20,
+        ..Limits::default()
+    };
+    let need = f.codec.memory_needed(8192, 8192);
+    assert!(need > small.max_memory, "{need}");
+    let err = codec_core::codec::decompress(&f.registry, &bytes, &small).expect_err("refused");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::ImageSize { .. })
+            && msg.contains("GiB")
+            && msg.contains("--max-memory"),
+        "{msg}"
+    );
+    // With room for it, the size passes and decoding fails only on the (empty) symbol string.
+    let big = Limits {
+        max_memory: need,
+        ..Limits::default()
+    };
+    let r = codec_core::codec::decompress(&f.registry, &bytes, &big);
+    assert!(matches!(r, Err(Error::Entropy(_))), "{r:?}");
+}
+
+/// The estimate of the shipped models at the sizes users meet (printed for docs/tfci-format.md):
+/// Kodak stays far below the default budget, 8192x8192 is above it.
+#[test]
+fn memory_needed_of_the_shipped_models() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let registry = codec_core::model::Registry::open(&dir).expect("models/manifest.json");
+    for entry in registry.families() {
+        let codec = codec_core::Codec::new(registry.load(entry).expect("loads")).expect("prepares");
+        let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let sizes = [(768, 512), (6000, 4000), (8192, 8192)];
+        let need: Vec<u64> = sizes
+            .iter()
+            .map(|&(w, h)| codec.memory_needed(w, h))
+            .collect();
+        eprintln!(
+            "{}: Kodak {:.2} GiB, 24 Mpx {:.2} GiB, 8192x8192 {:.2} GiB",
+            entry.family,
+            gib(need[0]),
+            gib(need[1]),
+            gib(need[2])
+        );
+        assert!(need[0] < codec_core::DEFAULT_MAX_MEMORY / 10);
+        assert!(need[2] > codec_core::DEFAULT_MAX_MEMORY);
+    }
+}

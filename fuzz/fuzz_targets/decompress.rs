@@ -20,7 +20,7 @@ fn registries() -> &'static [Registry] {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     // Small limits keep each run fast; the limit checks themselves are part of what is fuzzed.
-    let limits = Limits { max_width: 512, max_height: 512, max_pixels: 1 << 16 };
+    let limits = Limits { max_width: 512, max_height: 512, max_pixels: 1 << 16, max_memory: 64 << 20 };
     for r in registries() {
         let _ = codec_core::codec::decompress(r, data, &limits);
     }

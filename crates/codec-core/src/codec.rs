@@ -28,15 +28,24 @@ pub struct Limits {
     pub max_width: usize,
     pub max_height: usize,
     pub max_pixels: usize,
+    /// Bytes the transforms may hold at once on the CPU backend (see [`Codec::memory_needed`]);
+    /// a tiny file must not be able to claim gigabytes.
+    pub max_memory: u64,
 }
 
+/// The default [`Limits::max_memory`]: 4 GiB, which a laptop survives; a 24-megapixel photo fits
+/// with every shipped model (`tests/hostile.rs` prints the estimates).
+pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
+
 impl Default for Limits {
-    /// 65535 per side (TFC stores int32 shapes; PNG allows more, memory does not) and 64 Mpx.
+    /// 65535 per side (TFC stores int32 shapes; PNG allows more, memory does not), 64 Mpx and
+    /// [`DEFAULT_MAX_MEMORY`].
     fn default() -> Self {
         Self {
             max_width: 65_535,
             max_height: 65_535,
             max_pixels: 1 << 26,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -345,6 +354,48 @@ impl Codec {
         }
     }
 
+    /// Bytes the CPU backend holds at once to code a `width x height` image: the largest layer's
+    /// input and output in f32 (whole activations; the largest is in `g_a` or `g_s`), the latents,
+    /// and the image itself in u8 and f32. Checked against [`Limits::max_memory`] before anything
+    /// is allocated; the GPU backend tiles and is bounded by its tile budget instead.
+    pub fn memory_needed(&self, width: usize, height: usize) -> u64 {
+        let x = (3, height, width);
+        let y = self.family.g_a.output_shape(x);
+        let mut peak = self
+            .family
+            .g_a
+            .peak_values(x)
+            .max(self.family.g_s.peak_values(y));
+        if let (Some(h_a), Some(h_s)) = (&self.family.h_a, &self.family.h_s) {
+            peak = peak
+                .max(h_a.peak_values(y))
+                .max(h_s.peak_values(h_a.output_shape(y)));
+        }
+        let y_values = (y.0 as u64) * (y.1 as u64) * (y.2 as u64);
+        let pixels = (width as u64) * (height as u64);
+        4 * peak + 16 * y_values + 16 * pixels
+    }
+
+    /// [`Limits::check`] and, on the CPU backend, [`Codec::memory_needed`] against the budget.
+    fn check_size(&self, limits: &Limits, width: usize, height: usize) -> Result<()> {
+        limits.check(width as u64, height as u64)?;
+        let need = self.memory_needed(width, height);
+        if !self.backend.is_gpu() && need > limits.max_memory {
+            let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+            return Err(Error::ImageSize {
+                width: width as u64,
+                height: height as u64,
+                reason: format!(
+                    "coding it on the CPU needs up to about {:.1} GiB, more than the memory limit \
+                     of {:.1} GiB (raise it with --max-memory or TFCI_MAX_MEMORY)",
+                    gib(need),
+                    gib(limits.max_memory)
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Runs the analysis side: `g_a`, the gain, the hyperprior and quantization.
     pub fn analyze(&self, image: &RgbImage, level: u32, limits: &Limits) -> Result<Latents> {
         self.analyze_at(image, level, None, limits)
@@ -363,7 +414,7 @@ impl Codec {
         rd: Option<f32>,
         limits: &Limits,
     ) -> Result<Latents> {
-        limits.check(image.width as u64, image.height as u64)?;
+        self.check_size(limits, image.width, image.height)?;
         let (level, gain, _) = self.gains_for(level, rd)?;
         let y = self.g_a.forward(&image.to_tensor(), &self.notes);
         let y_g = scale_channels(&y, &gain);
@@ -504,7 +555,7 @@ impl Codec {
         let hyper = self.family.architecture.has_hyperprior();
         let x_at = if hyper { 2 } else { 1 };
         let x = read_shape(packed, x_at)?;
-        limits.check(x[1] as u64, x[0] as u64)?;
+        self.check_size(limits, x[1], x[0])?;
         let y = read_shape(packed, x_at + 1)?;
         expect_shape("y_shape", y, x.map(|v| v.div_ceil(Architecture::Y_STRIDE)))?;
         let y_string = packed.bytes_at(0)?;

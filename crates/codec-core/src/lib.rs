@@ -23,6 +23,6 @@ pub mod tensor;
 mod test_rng;
 
 pub use backend::{Backend, BackendKind, BackendOptions};
-pub use codec::{Codec, Decoded, Latents, Limits};
+pub use codec::{Codec, Decoded, Latents, Limits, DEFAULT_MAX_MEMORY};
 pub use error::{Error, Result};
 pub use image::RgbImage;

@@ -52,6 +52,54 @@ pub struct Common {
     /// Use the GPU adapter whose name contains this text (see `adapters`)
     #[arg(long, global = true, value_name = "SUBSTRING")]
     pub adapter: Option<String>,
+    /// Refuse images whose coding on the CPU would hold more memory than this (bytes, or with
+    /// K, M, G: 512M, 8G) [default: 4G]
+    #[arg(
+        long = "max-memory",
+        visible_alias = "max_memory",
+        global = true,
+        env = "TFCI_MAX_MEMORY",
+        value_name = "SIZE",
+        value_parser = parse_size
+    )]
+    pub max_memory: Option<u64>,
+}
+
+impl Common {
+    /// The codec's limits, with `--max-memory` when given.
+    pub fn limits(&self) -> codec_core::Limits {
+        codec_core::Limits {
+            max_memory: self.max_memory.unwrap_or(codec_core::DEFAULT_MAX_MEMORY),
+            ..Default::default()
+        }
+    }
+}
+
+/// A byte count: digits with an optional fraction, then an optional K, M, G or T (powers of 1024,
+/// an optional trailing `B` or `iB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (num, shift) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 10),
+        Some('M') => (&body[..body.len() - 1], 20),
+        Some('G') => (&body[..body.len() - 1], 30),
+        Some('T') => (&body[..body.len() - 1], 40),
+        _ => (body, 0),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 4096, 512M, 8G)"))?;
+    let bytes = v * (1u64 << shift) as f64;
+    if !(bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("{s:?} is not a size (e.g. 4096, 512M, 8G)"));
+    }
+    Ok(bytes as u64)
 }
 
 /// `--no-clobber`, for every command that writes files.
@@ -85,4 +133,22 @@ pub struct RdParameter {
         value_name = "R"
     )]
     pub rd_parameter: Option<f32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_size("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_size(" 2K "), Ok(2048));
+        for bad in ["", "G", "-1G", "0", "lots", "1e30T", "NaN"] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 }

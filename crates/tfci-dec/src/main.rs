@@ -85,10 +85,12 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
     let reporter = Reporter::new(common, jobs.len());
     let backend = tfci_cli::select_backend(common, &reporter)?;
     let mut codecs = HashMap::new();
+    let limits = common.limits();
     tfci_cli::run_jobs(&jobs, &reporter, "decompressed", |job, totals| {
         decompress_one(
             &registry,
             &backend,
+            &limits,
             &mut codecs,
             job,
             clobber,
@@ -101,6 +103,7 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
 fn decompress_one(
     registry: &Registry,
     backend: &codec_core::Backend,
+    limits: &Limits,
     codecs: &mut HashMap<String, Codec>,
     job: &Job,
     clobber: Clobber,
@@ -120,7 +123,7 @@ fn decompress_one(
         }
     };
     let image = codec
-        .decompress_packed(&packed, level, &Limits::default())
+        .decompress_packed(&packed, level, limits)
         .with_context(|| format!("failed decoding {}", job.input));
     tfci_cli::print_notes(codec, reporter);
     let image = image?;

@@ -169,3 +169,34 @@ fn help_reads_like_tfci_py() {
         "{text}"
     );
 }
+
+/// `--max-memory` (or `TFCI_MAX_MEMORY`) below what an image needs refuses it before decoding,
+/// naming the sizes; nothing is written.
+#[test]
+fn memory_limit_refuses_before_decoding() {
+    let d = with_file();
+    let out = dec_in(
+        d.path(),
+        "b2018-gdn",
+        &["--max-memory", "1K", "decompress", "a.tfci"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("memory limit of 0.0 GiB"), "{err}");
+    assert!(!d.path().join("a.tfci.png").exists());
+    let out = Command::new(env!("CARGO_BIN_EXE_tfci-dec"))
+        .current_dir(d.path())
+        .env("TFCI_BACKEND", "cpu")
+        .env("TFCI_MODEL_DIR", fixture("b2018-gdn"))
+        .env("TFCI_MAX_MEMORY", "lots")
+        .args(["decompress", "a.tfci"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+    let ok = dec_in(
+        d.path(),
+        "b2018-gdn",
+        &["--max-memory", "1G", "decompress", "a.tfci"],
+    );
+    assert!(ok.status.success());
+}

@@ -87,8 +87,11 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
     let mode = mode(&args, entry, level, &codec)?;
     let clobber = args.no_clobber.clobber();
+    let limits = common.limits();
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
-        let result = compress_one(&codec, mode, &args, job, clobber, &reporter, totals);
+        let result = compress_one(
+            &codec, mode, &args, &limits, job, clobber, &reporter, totals,
+        );
         tfci_cli::print_notes(&codec, &reporter);
         result
     })
@@ -152,13 +155,17 @@ fn point_of(rd: f32) -> Point {
     }
 }
 
-fn compress_at(codec: &Codec, image: &codec_core::RgbImage, point: Point) -> Result<Vec<u8>> {
-    let limits = Limits::default();
+fn compress_at(
+    codec: &Codec,
+    image: &codec_core::RgbImage,
+    point: Point,
+    limits: &Limits,
+) -> Result<Vec<u8>> {
     Ok(match point {
-        Point::Level(l) => codec.compress(image, l, &limits)?,
+        Point::Level(l) => codec.compress(image, l, limits)?,
         Point::Rd(r) => match point_of(r) {
-            Point::Level(l) => codec.compress(image, l, &limits)?,
-            Point::Rd(r) => codec.compress_rd(image, r, &limits)?,
+            Point::Level(l) => codec.compress(image, l, limits)?,
+            Point::Rd(r) => codec.compress_rd(image, r, limits)?,
         },
     })
 }
@@ -174,6 +181,7 @@ fn compress_one(
     codec: &Codec,
     mode: Mode,
     args: &Args,
+    limits: &Limits,
     job: &Job,
     clobber: Clobber,
     reporter: &Reporter,
@@ -190,12 +198,12 @@ fn compress_one(
     let failed = || format!("failed compressing {}", job.input);
     let (bytes, point) = match mode {
         Mode::At(point) => (
-            compress_at(codec, &image, point).with_context(failed)?,
+            compress_at(codec, &image, point, limits).with_context(failed)?,
             point,
         ),
         Mode::Search { axis, target } => {
             let found = tfci_cli::search(axis, target, args.bpp_strict, pixels, |p| {
-                compress_at(codec, &image, p)
+                compress_at(codec, &image, p, limits)
             })
             .with_context(failed)?;
             if reporter.verbose() {

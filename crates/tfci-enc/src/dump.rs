@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use codec_core::model::Registry;
 use codec_core::tensor::Tensor;
-use codec_core::{Codec, Limits};
+use codec_core::Codec;
 use npyz::WriterBuilder;
 use tfci_cli::{Common, Input, Reporter, WriteGuard};
 
@@ -227,7 +227,7 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
     if let Some(note) = note {
         reporter.note(&note);
     }
-    let limits = Limits::default();
+    let limits = common.limits();
     let latents = match (level, args.rd.rd_parameter) {
         (Some(l), None) => codec.analyze(&image, l, &limits)?,
         (None, Some(r)) => codec.analyze_rd(&image, r, &limits)?,

@@ -74,6 +74,24 @@ impl Net {
         self.layers.iter().fold(shape, |s, l| l.output_shape(s))
     }
 
+    /// The most values one layer holds at once for an input shape, in elements: a convolution's
+    /// input and output; GDN and LeakyReLU work in place. What a backend that keeps whole
+    /// activations (the CPU's) needs.
+    pub fn peak_values(&self, mut shape: (usize, usize, usize)) -> u64 {
+        let vol = |(c, h, w): (usize, usize, usize)| (c as u64) * (h as u64) * (w as u64);
+        let mut peak = 0;
+        for l in &self.layers {
+            let out = l.output_shape(shape);
+            let held = match l {
+                Layer::Conv(_) => vol(shape) + vol(out),
+                Layer::Gdn { .. } | Layer::LeakyRelu { .. } => vol(shape),
+            };
+            peak = peak.max(held);
+            shape = out;
+        }
+        peak
+    }
+
     /// Total multiply-accumulates for an input shape.
     pub fn macs(&self, mut shape: (usize, usize, usize)) -> u64 {
         let mut total = 0;
