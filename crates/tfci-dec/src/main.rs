@@ -84,39 +84,40 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
     let clobber = args.no_clobber.clobber();
     let reporter = Reporter::new(common, jobs.len());
     let backend = tfci_cli::select_backend(common, &reporter)?;
-    let mut codecs = HashMap::new();
-    let limits = common.limits();
+    let mut decoders = Decoders {
+        registry: &registry,
+        backend: &backend,
+        limits: common.limits(),
+        codecs: HashMap::new(),
+    };
     tfci_cli::run_jobs(&jobs, &reporter, "decompressed", |job, totals| {
-        decompress_one(
-            &registry,
-            &backend,
-            &limits,
-            &mut codecs,
-            job,
-            clobber,
-            &reporter,
-            totals,
-        )
+        decompress_one(&mut decoders, job, clobber, &reporter, totals)
     })
 }
 
+/// What decodes the files of a run: one codec per family, loaded when a file first names it.
+struct Decoders<'a> {
+    registry: &'a Registry,
+    backend: &'a codec_core::Backend,
+    limits: Limits,
+    codecs: HashMap<String, Codec>,
+}
+
 fn decompress_one(
-    registry: &Registry,
-    backend: &codec_core::Backend,
-    limits: &Limits,
-    codecs: &mut HashMap<String, Codec>,
+    decoders: &mut Decoders<'_>,
     job: &Job,
     clobber: Clobber,
     reporter: &Reporter,
     totals: &mut Totals,
 ) -> Result<()> {
     let start = Instant::now();
+    let (registry, backend, limits) = (decoders.registry, decoders.backend, &decoders.limits);
     tfci_cli::check_output(&job.output, &job.input, clobber, WriteGuard::NotATfci)?;
     let bytes = tfci_cli::read_input(&job.input)?;
     let name = || job.input.to_string();
     let packed = Packed::from_bytes(&bytes).with_context(name)?;
     let (entry, level) = codec_core::codec::resolve_packed(registry, &packed).with_context(name)?;
-    let codec = match codecs.entry(entry.family.clone()) {
+    let codec = match decoders.codecs.entry(entry.family.clone()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
             e.insert(tfci_cli::load_codec(registry, entry, backend, reporter)?)

@@ -87,11 +87,13 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
     let mode = mode(&args, entry, level, &codec)?;
     let clobber = args.no_clobber.clobber();
-    let limits = common.limits();
+    let how = How {
+        codec: &codec,
+        mode,
+        limits: common.limits(),
+    };
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
-        let result = compress_one(
-            &codec, mode, &args, &limits, job, clobber, &reporter, totals,
-        );
+        let result = compress_one(&how, &args, job, clobber, &reporter, totals);
         tfci_cli::print_notes(&codec, &reporter);
         result
     })
@@ -177,11 +179,16 @@ fn describe(point: Point) -> String {
     }
 }
 
-fn compress_one(
-    codec: &Codec,
+/// How every input of a run is coded.
+struct How<'a> {
+    codec: &'a Codec,
     mode: Mode,
+    limits: Limits,
+}
+
+fn compress_one(
+    how: &How<'_>,
     args: &Args,
-    limits: &Limits,
     job: &Job,
     clobber: Clobber,
     reporter: &Reporter,
@@ -196,7 +203,8 @@ fn compress_one(
     }
     let pixels = image.width * image.height;
     let failed = || format!("failed compressing {}", job.input);
-    let (bytes, point) = match mode {
+    let (codec, limits) = (how.codec, &how.limits);
+    let (bytes, point) = match how.mode {
         Mode::At(point) => (
             compress_at(codec, &image, point, limits).with_context(failed)?,
             point,
