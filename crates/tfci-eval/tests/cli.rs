@@ -192,7 +192,7 @@ fn small_run_writes_every_output_and_notes_bad_input() {
     let header = csv.lines().next().expect("header");
     assert_eq!(
         header,
-        "codec,setting,image,width,height,bytes,bpp,n_compression,psnr,ssim,msssim,msssim_db,encode_s,decode_s,backend"
+        "codec,setting,image,width,height,bytes,bpp,n_compression,psnr,ssim,msssim,msssim_db,psnr_y,psnr_cb,psnr_cr,encode_s,decode_s,backend"
     );
     // 2 images x (3 JPEG qualities + 4 fixture levels).
     assert_eq!(csv.lines().count(), 1 + 2 * (3 + 4), "{csv}");
