@@ -53,7 +53,7 @@ fn files_are_tf_examples_in_tfc_tensor_order() {
         let mut expected: Vec<String> = (1..=positional)
             .map(|i| char::from(i as u8).to_string())
             .collect();
-        expected.extend(["FV", "MD", "WI"].map(String::from));
+        expected.extend(["CK", "FV", "MD", "WI"].map(String::from));
         assert_eq!(keys, expected, "{arch}: feature keys");
         match kind("WI") {
             Kind::BytesList(l) => assert_eq!(
