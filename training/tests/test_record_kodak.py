@@ -56,7 +56,7 @@ def test_history_grows_by_stage():
     assert [x["steps"] for x in h] == [17000, 26000, 30000] and h[-1]["bd_rate"] == -30.0
     assert h[-1]["min_cr"] == 39.5  # only levels >= 2 count
     fam["kodak"]["bd_rate_vs_pil_jpeg"]["psnr"] = -31.0  # the same stage evaluated again: replaced
-    assert [x["bd_rate"] for x in rk.update_history(fam)] == [-9.78, -27.25, -31.0]
+    assert [x["bd_rate"] for x in rk.update_history(fam)] == [-9.78, -27.01, -31.0]
     text = rk.history_section({"families": [fam]})
     assert "| `b2018-gdn-128` | 30,000 | 55 | -31.00 % on PSNR | 38.00 / 39.50 dB | version 2 |" in text
     assert "| `b2018-gdn-128` | 17,000 | n/a | -9.78 % on PSNR | n/a | commit 91fefa3 |" in text

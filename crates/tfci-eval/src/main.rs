@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "10,20,30,40,50,60,70,80,90,95"
+        default_value = "5,10,20,30,40,50,60,70,80,90,95"
     )]
     pub jpeg_qualities: Vec<u8>,
     /// Optional external codecs to try: webp, avif, jxl, or none.
