@@ -74,9 +74,10 @@ trunk family minutes="0":
     cd training && OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 {{python}} -m tfci_training.train --trunk checkpoints/{{family}}.pt --out runs/trunk-{{family}} --time-limit {{minutes}}
 
 # Cool-down branch off the trunk: `steps` steps of cosine lr decay, then export into models/ (the trunk is untouched).
-cooldown family steps="600":
+# mbt2018-mean-msssim's must run on 256 px crops (docs/models.md): `just cooldown mbt2018-mean-msssim 300 --crop 256 --batch 4`.
+cooldown family steps="600" *args="":
     rm -rf training/runs/cool-{{family}}
-    cd training && OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 {{python}} -m tfci_training.train --trunk checkpoints/{{family}}.pt --cooldown {{steps}} --out runs/cool-{{family}}
+    cd training && OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nice -n 10 {{python}} -m tfci_training.train --trunk checkpoints/{{family}}.pt --cooldown {{steps}} --out runs/cool-{{family}} {{args}}
 
 # Quick PyTorch look at run folders or trunks on six colourful Kodak images (bpp estimate, PSNR, MS-SSIM dB, Cb/Cr).
 proxy +paths:
