@@ -10,15 +10,17 @@ Recipe (CompressAI examples/train.py + TECH_BRIEF §8/§10):
   MSE families ``lambda * 255^2 * MSE + bpp``, MS-SSIM families ``lambda * (1 - MS-SSIM) + bpp``
   (pytorch_msssim ``ms_ssim(x_hat, x, data_range=1)``; 11x11 window, automatically narrowed for crops
   below 161 px, which only small test/smoke crops need);
-* MS-SSIM families start on MSE (``--mse-warmup``, default the first 5 % of the steps, with
-  CompressAI's MSE lambda of the same quality index): from a random start the relu inside MS-SSIM can
+* MS-SSIM families start on MSE (``--mse-warmup``, the first 250 steps, counted from step 0 so a
+  resume never re-enters it, with CompressAI's MSE lambda of the same quality index): from a random start the relu inside MS-SSIM can
   pin the distortion at 1 with zero gradient (seen on a 64/96 bmshj2018-factorized run);
 * Adam lr 1e-4 on every parameter except ``*quantiles``, ``--density-lr-scale`` (10) times that on the
   entropy bottlenecks' densities; Adam lr 1e-3 on the quantiles with ``aux_loss()`` (constant);
-  gradient clipping (max-norm 1.0) on the network parameters;
+  gradient clipping (max-norm 1.0) of the transforms and gains, and apart from them of the densities;
+  ``--mse-term F`` adds F times the MSE loss to the MS-SSIM families' loss;
 * factorized families (one density per level): every step also trains the densities of the other
   levels on the batch's detached ``y * gain`` (``density_bits``), so each density sees every batch;
-* lr schedule: constant, then cosine decay to 1e-5 over the last 15 % of the steps;
+* lr schedule: constant, then cosine decay to 1e-5 over the last 15 % of the steps; a trunk
+  (``--trunk``, ``--decay-frac 0``) stays constant and ``--cooldown`` branches decay instead (trunk.py);
 * gains start as a ramp ``y_gain[l] = sqrt(lambda_l / geomean(lambda))`` (``y_gain_inv = 1 / y_gain``)
   so the levels differ from step 0 (``--gain-init ones`` for all-ones);
 * several ``--family`` values are trained interleaved: every iteration does one step of each family
