@@ -561,7 +561,7 @@ def main(argv=None) -> int:
         print(f"resumed from {args.trunk if 'trunk' in ck else ck_path} at step {step} "
               f"({minutes_before:.1f} min so far)", flush=True)
     if args.cooldown:
-        sched.setdefault("branch_step", step)
+        sched["branch_step"] = args.steps - args.cooldown  # fixed above, before the resume checks
     cpu_start = time.process_time()
     name = _device_name(device)
     if name not in devices:
