@@ -200,3 +200,73 @@ fn memory_limit_refuses_before_decoding() {
     );
     assert!(ok.status.success());
 }
+
+/// The robustness issue's case: a file of ~320 bytes claiming an 8192x8192 image (the shipped
+/// b2018-gdn-128-1 codes 33M latents of its near-deterministic channels in a few hundred bytes).
+fn tiny_file_claiming_8192_squared(dir: &Path) -> usize {
+    let st = Command::new(enc_path())
+        .arg("--model-dir")
+        .arg(shipped_models())
+        .args(["compress", "b2018-gdn-128-1"])
+        .arg(fixture("b2018-gdn").join("input.png"))
+        .arg(dir.join("small.tfci"))
+        .status()
+        .expect("run tfci-enc");
+    assert!(st.success());
+    let bytes = std::fs::read(dir.join("small.tfci")).expect("read");
+    let mut packed = codec_core::container::Packed::from_bytes(&bytes).expect("parses");
+    packed.tensors[1] = codec_core::container::Value::Int64(vec![8192, 8192]);
+    packed.tensors[2] = codec_core::container::Value::Int64(vec![512, 512]);
+    let bytes = packed.to_bytes();
+    std::fs::write(dir.join("huge.tfci"), &bytes).expect("write");
+    bytes.len()
+}
+
+fn shipped_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+}
+
+fn dec_huge(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = extra.to_vec();
+    args.extend(["decompress", "huge.tfci"]);
+    Command::new(env!("CARGO_BIN_EXE_tfci-dec"))
+        .current_dir(dir)
+        .env("TFCI_BACKEND", "cpu")
+        .env("TFCI_MODEL_DIR", shipped_models())
+        .env_remove("TFCI_MAX_MEMORY")
+        .args(&args)
+        .output()
+        .expect("run tfci-dec")
+}
+
+/// Under the default budget the tiny file is refused before anything is allocated, naming what
+/// it would need and the flag that allows it; nothing is written.
+#[test]
+fn a_tiny_file_claiming_8192_squared_is_refused_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = tiny_file_claiming_8192_squared(dir.path());
+    assert!(n < 400, "{n} bytes");
+    let out = dec_huge(dir.path(), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("8192x8192") && err.contains("GiB") && err.contains("--max-memory"),
+        "{err}"
+    );
+    assert!(!dir.path().join("huge.tfci.png").exists());
+}
+
+/// With `--max-memory 8G` the same file decodes (measured: ~26 s and ~5 GB peak on 2 cores, so
+/// not part of the default run; `cargo test -p tfci-dec --test cli -- --ignored`).
+#[test]
+#[ignore = "decodes an 8192x8192 image: ~26 s, ~5 GB peak"]
+fn a_tiny_file_claiming_8192_squared_decodes_with_8g() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tiny_file_claiming_8192_squared(dir.path());
+    let out = dec_huge(dir.path(), &["--max-memory", "8G"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let png = std::fs::read(dir.path().join("huge.tfci.png")).expect("written");
+    // PNG IHDR: width and height, big endian, at bytes 16..24.
+    assert_eq!(&png[16..24], &[0, 0, 0x20, 0, 0, 0, 0x20, 0]);
+}
