@@ -57,6 +57,20 @@ untrained out="target/untrained-models":
 test-python:
     cd training && {{python}} -m pytest -q tests
 
+# The tfci Python package, installed into the venv for development (editable; native module in release).
+py-develop:
+    cd crates/tfci-py && VIRTUAL_ENV={{justfile_directory()}}/../venv PATH={{justfile_directory()}}/../venv/bin:$PATH maturin develop --release --locked
+
+# Its tests (against the release tfci-enc/tfci-dec of this checkout).
+test-py: py-develop
+    cargo build --release --locked -p tfci-enc -p tfci-dec
+    {{python}} -m pytest -q crates/tfci-py/tests
+
+# A wheel that carries the shipped models (into target/wheels; ~11 MB, 3.5 MB without the models).
+wheel:
+    rm -rf crates/tfci-py/python/tfci/models && cp -r models crates/tfci-py/python/tfci/models
+    cd crates/tfci-py && maturin build --release --locked -o ../../target/wheels; status=$?; rm -rf python/tfci/models; exit $status
+
 # Kodak RD evaluation: our models vs JPEG (and WebP/AVIF/JPEG XL if installed); writes docs/eval/.
 eval:
     cargo run --release -q -p tfci-eval -- run --images ../shared/data/kodak --out docs/eval

@@ -5,10 +5,11 @@
 mod args;
 mod files;
 mod jobs;
+pub mod rate;
 mod report;
 mod search;
 
-pub use args::{BackendChoice, Common, NoClobber, RdParameter};
+pub use args::{parse_size, BackendChoice, Common, NoClobber, RdParameter};
 pub use files::{
     check_output, decode_image, png_bytes, read_image, read_input, write_output, Clobber, Input,
     Output, WriteGuard,

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
-use codec_core::model::{FamilyEntry, Registry};
+use anyhow::{Context, Result};
+use codec_core::model::Registry;
 use codec_core::{Codec, Limits};
-use tfci_cli::{Axis, Clobber, Common, Job, Point, Reporter, Totals, WriteGuard};
+use tfci_cli::rate::{describe, Mode};
+use tfci_cli::{Clobber, Common, Job, Reporter, Totals, WriteGuard};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -46,7 +47,7 @@ pub struct Args {
     #[arg(
         long = "rd_parameter_tolerance",
         visible_alias = "rd-parameter-tolerance",
-        default_value_t = 0.0625,
+        default_value_t = tfci_cli::rate::RD_PARAMETER_TOLERANCE,
         value_name = "TOL"
     )]
     pub rd_parameter_tolerance: f32,
@@ -62,15 +63,8 @@ pub struct Args {
     pub no_clobber: tfci_cli::NoClobber,
 }
 
-/// Where on the family's rate axis each input is coded.
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    At(Point),
-    Search { axis: Axis, target: f64 },
-}
-
 pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
-    let (entry, level) = crate::resolve(registry, &args.model)?;
+    let (entry, level) = tfci_cli::rate::resolve(registry, &args.model)?;
     let jobs = tfci_cli::plan(&args.paths, args.out_dir.as_deref(), ".tfci")?;
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir)
@@ -85,7 +79,13 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     }
     let backend = tfci_cli::select_backend(common, &reporter)?;
     let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
-    let mode = mode(&args, entry, level, &codec)?;
+    let request = tfci_cli::rate::Request {
+        target_bpp: args.target_bpp,
+        bpp_strict: args.bpp_strict,
+        rd_parameter: args.rd.rd_parameter,
+        rd_parameter_tolerance: args.rd_parameter_tolerance,
+    };
+    let mode = tfci_cli::rate::mode(&codec, level, &request)?;
     let clobber = args.no_clobber.clobber();
     let how = How {
         codec: &codec,
@@ -93,90 +93,10 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
         limits: common.limits(),
     };
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
-        let result = compress_one(&how, &args, job, clobber, &reporter, totals);
+        let result = compress_one(&how, job, clobber, &reporter, totals);
         tfci_cli::print_notes(&codec, &reporter);
         result
     })
-}
-
-/// Checks the model name against the flags: a level alone, a family with a rate parameter, or a
-/// family with a search.
-fn mode(args: &Args, entry: &FamilyEntry, level: Option<u32>, codec: &Codec) -> Result<Mode> {
-    let family = &entry.family;
-    let levels = entry.levels;
-    if let Some(target) = args.target_bpp {
-        if level.is_some() {
-            bail!("--target_bpp searches a family's levels: give the model as {family}, without the level");
-        }
-        let axis = if codec.has_rd_parameter() {
-            Axis::Continuous {
-                lower: 1.0,
-                upper: levels as f32,
-                tolerance: args.rd_parameter_tolerance,
-            }
-        } else {
-            Axis::Levels(levels)
-        };
-        return Ok(Mode::Search { axis, target });
-    }
-    if let Some(rd) = args.rd.rd_parameter {
-        if level.is_some() {
-            bail!("--rd_parameter picks the point between levels: give the model as {family}, without the level");
-        }
-        if !codec.has_rd_parameter() {
-            return Err(codec_core::Error::NoRdParameter {
-                family: family.clone(),
-            }
-            .into());
-        }
-        if !(rd.is_finite() && (1.0..=levels as f32).contains(&rd)) {
-            return Err(codec_core::Error::RdParameter {
-                family: family.clone(),
-                rd,
-                levels,
-            }
-            .into());
-        }
-        return Ok(Mode::At(point_of(rd)));
-    }
-    match level {
-        Some(l) => Ok(Mode::At(Point::Level(l))),
-        None => bail!(
-            "{family} is a family: name one of its models ({family}-1 to {family}-{levels}), or \
-             pass --target_bpp or --rd_parameter"
-        ),
-    }
-}
-
-/// An integral rate parameter is that level (the file then names the level, as any other).
-fn point_of(rd: f32) -> Point {
-    if rd.fract() == 0.0 {
-        Point::Level(rd as u32)
-    } else {
-        Point::Rd(rd)
-    }
-}
-
-fn compress_at(
-    codec: &Codec,
-    image: &codec_core::RgbImage,
-    point: Point,
-    limits: &Limits,
-) -> Result<Vec<u8>> {
-    Ok(match point {
-        Point::Level(l) => codec.compress(image, l, limits)?,
-        Point::Rd(r) => match point_of(r) {
-            Point::Level(l) => codec.compress(image, l, limits)?,
-            Point::Rd(r) => codec.compress_rd(image, r, limits)?,
-        },
-    })
-}
-
-fn describe(point: Point) -> String {
-    match point {
-        Point::Level(l) => format!("level {l}"),
-        Point::Rd(r) => format!("rd_parameter {r}"),
-    }
 }
 
 /// How every input of a run is coded.
@@ -188,7 +108,6 @@ struct How<'a> {
 
 fn compress_one(
     how: &How<'_>,
-    args: &Args,
     job: &Job,
     clobber: Clobber,
     reporter: &Reporter,
@@ -203,32 +122,21 @@ fn compress_one(
     }
     let pixels = image.width * image.height;
     let failed = || format!("failed compressing {}", job.input);
-    let (codec, limits) = (how.codec, &how.limits);
-    let (bytes, point) = match how.mode {
-        Mode::At(point) => (
-            compress_at(codec, &image, point, limits).with_context(failed)?,
-            point,
-        ),
-        Mode::Search { axis, target } => {
-            let found = tfci_cli::search(axis, target, args.bpp_strict, pixels, |p| {
-                compress_at(codec, &image, p, limits)
-            })
-            .with_context(failed)?;
-            if reporter.verbose() {
-                let tried: Vec<String> = found
-                    .tried
-                    .iter()
-                    .map(|(p, bpp)| format!("{} -> {bpp:.4}", describe(*p)))
-                    .collect();
-                reporter.info(&format!("{}: tried {}", job.input, tried.join(", ")));
-            }
-            (found.bytes, found.point)
-        }
-    };
+    let found =
+        tfci_cli::rate::compress(how.codec, &image, how.mode, &how.limits).with_context(failed)?;
+    let (bytes, point) = (&found.bytes, found.point);
+    if reporter.verbose() && !found.tried.is_empty() {
+        let tried: Vec<String> = found
+            .tried
+            .iter()
+            .map(|(p, bpp)| format!("{} -> {bpp:.4}", describe(*p)))
+            .collect();
+        reporter.info(&format!("{}: tried {}", job.input, tried.join(", ")));
+    }
     tfci_cli::write_output(
         &job.output,
         &job.input,
-        &bytes,
+        bytes,
         clobber,
         WriteGuard::NotAnImage,
     )?;

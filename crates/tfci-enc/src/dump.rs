@@ -124,7 +124,7 @@ fn specs(codec_has_hyper: bool) -> impl Iterator<Item = &'static Spec> {
 
 /// `tensors MODEL`.
 pub fn list(registry: &Registry, model: &str) -> Result<()> {
-    let (entry, _) = crate::resolve(registry, model)?;
+    let (entry, _) = tfci_cli::rate::resolve(registry, model)?;
     let arch = codec_core::model::Architecture::parse(&entry.architecture)?;
     let hyper = arch.has_hyperprior();
     let m = entry
@@ -205,7 +205,7 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
         (None, Input::Stdin) => tfci_cli::Output::Stdout,
         (None, Input::Path(p)) => tfci_cli::Output::Path(tfci_cli::with_suffix(p, ".npz")),
     };
-    let (entry, level) = crate::resolve(registry, &args.model)?;
+    let (entry, level) = tfci_cli::rate::resolve(registry, &args.model)?;
     let reporter = Reporter::new(common, 1);
     let backend = tfci_cli::select_backend(common, &reporter)?;
     let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;

@@ -128,16 +128,3 @@ fn main() -> ExitCode {
     tfci_cli::prepare_environment();
     tfci_cli::exit_code(run(Cli::parse()))
 }
-
-/// Model names: `FAMILY-LEVEL`, or the family alone where a search or a rate parameter picks the
-/// point.
-pub(crate) fn resolve<'r>(
-    registry: &'r codec_core::model::Registry,
-    name: &str,
-) -> Result<(&'r codec_core::model::FamilyEntry, Option<u32>)> {
-    if let Some(entry) = registry.family(name) {
-        return Ok((entry, None));
-    }
-    let (entry, level) = registry.resolve(name)?;
-    Ok((entry, Some(level)))
-}

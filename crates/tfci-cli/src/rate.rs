@@ -1,0 +1,153 @@
+//! Where on a family's rate axis an image is coded: a model name with a level, a family with a
+//! rate parameter, or a family with a `--target_bpp` search. One place for the rules, so that
+//! `tfci-enc` and the Python package refuse and accept the same requests with the same words.
+
+use anyhow::{bail, Result};
+use codec_core::model::{FamilyEntry, Registry};
+use codec_core::{Codec, Limits, RgbImage};
+
+use crate::search::{Axis, Found, Point};
+
+/// How an image is coded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    At(Point),
+    Search {
+        axis: Axis,
+        target: f64,
+        strict: bool,
+    },
+}
+
+/// What a caller asks for besides the model name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request {
+    pub target_bpp: Option<f64>,
+    pub bpp_strict: bool,
+    pub rd_parameter: Option<f32>,
+    /// Bracket width at which a search over the rate parameter stops (tfci.py's default 0.0625).
+    pub rd_parameter_tolerance: f32,
+}
+
+/// Default of `--rd_parameter_tolerance`, as in tfci.py.
+pub const RD_PARAMETER_TOLERANCE: f32 = 0.0625;
+
+/// A model name: `FAMILY-LEVEL`, or the family alone (level `None`) where a search or a rate
+/// parameter picks the point.
+pub fn resolve<'r>(registry: &'r Registry, name: &str) -> Result<(&'r FamilyEntry, Option<u32>)> {
+    if let Some(entry) = registry.family(name) {
+        return Ok((entry, None));
+    }
+    let (entry, level) = registry.resolve(name)?;
+    Ok((entry, Some(level)))
+}
+
+/// Checks the model name against the request: a level alone, a family with a rate parameter,
+/// or a family with a search (`--rd_parameter` is then ignored, as in tfci.py).
+pub fn mode(codec: &Codec, level: Option<u32>, req: &Request) -> Result<Mode> {
+    let family = &codec.family().name;
+    let levels = codec.family().levels;
+    if let Some(target) = req.target_bpp {
+        if level.is_some() {
+            bail!("--target_bpp searches a family's levels: give the model as {family}, without the level");
+        }
+        let axis = if codec.has_rd_parameter() {
+            Axis::Continuous {
+                lower: 1.0,
+                upper: levels as f32,
+                tolerance: req.rd_parameter_tolerance,
+            }
+        } else {
+            Axis::Levels(levels)
+        };
+        return Ok(Mode::Search {
+            axis,
+            target,
+            strict: req.bpp_strict,
+        });
+    }
+    if let Some(rd) = req.rd_parameter {
+        if level.is_some() {
+            bail!("--rd_parameter picks the point between levels: give the model as {family}, without the level");
+        }
+        if !codec.has_rd_parameter() {
+            return Err(codec_core::Error::NoRdParameter {
+                family: family.clone(),
+            }
+            .into());
+        }
+        if !(rd.is_finite() && (1.0..=levels as f32).contains(&rd)) {
+            return Err(codec_core::Error::RdParameter {
+                family: family.clone(),
+                rd,
+                levels,
+            }
+            .into());
+        }
+        return Ok(Mode::At(point_of(rd)));
+    }
+    match level {
+        Some(l) => Ok(Mode::At(Point::Level(l))),
+        None => bail!(
+            "{family} is a family: name one of its models ({family}-1 to {family}-{levels}), or \
+             pass --target_bpp or --rd_parameter"
+        ),
+    }
+}
+
+/// An integral rate parameter is that level (the file then names the level, as any other).
+fn point_of(rd: f32) -> Point {
+    if rd.fract() == 0.0 {
+        Point::Level(rd as u32)
+    } else {
+        Point::Rd(rd)
+    }
+}
+
+/// Codes `image` at one point.
+pub fn compress_at(
+    codec: &Codec,
+    image: &RgbImage,
+    point: Point,
+    limits: &Limits,
+) -> Result<Vec<u8>> {
+    Ok(match point {
+        Point::Level(l) => codec.compress(image, l, limits)?,
+        Point::Rd(r) => match point_of(r) {
+            Point::Level(l) => codec.compress(image, l, limits)?,
+            Point::Rd(r) => codec.compress_rd(image, r, limits)?,
+        },
+    })
+}
+
+/// Codes `image` as `mode` says: the file, the point it was coded at, and (for a search) every
+/// point tried with its bpp.
+pub fn compress(codec: &Codec, image: &RgbImage, mode: Mode, limits: &Limits) -> Result<Found> {
+    let pixels = image.width * image.height;
+    match mode {
+        Mode::At(point) => {
+            let bytes = compress_at(codec, image, point, limits)?;
+            Ok(Found {
+                point,
+                bpp: 8.0 * bytes.len() as f64 / pixels as f64,
+                bytes,
+                tried: Vec::new(),
+            })
+        }
+        Mode::Search {
+            axis,
+            target,
+            strict,
+        } => crate::search(axis, target, strict, pixels, |p| {
+            compress_at(codec, image, p, limits)
+        }),
+    }
+}
+
+/// `level 3` or `rd_parameter 4.5`.
+pub fn describe(point: Point) -> String {
+    match point {
+        Point::Level(l) => format!("level {l}"),
+        Point::Rd(r) => format!("rd_parameter {r}"),
+    }
+}

@@ -1,0 +1,4 @@
+from ._tfci import Codec as Codec, TfciError as TfciError, compress as compress
+from ._tfci import decompress as decompress, models as models
+
+__all__ = ["Codec", "TfciError", "compress", "decompress", "models"]
