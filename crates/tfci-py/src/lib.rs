@@ -79,9 +79,18 @@ fn backend(name: &str) -> PyResult<codec_core::Backend> {
     .map_err(|e| py_err(anyhow::Error::new(e).context("no usable GPU backend")))
 }
 
-/// An `H x W x 3` `uint8` array, or the path of an image file (PNG, JPEG, BMP, TIFF, WebP), as an
-/// image; anything else is refused with what was given.
+/// An `H x W x 3` `uint8` array, the path of an image file (PNG, JPEG, BMP, TIFF, WebP) or that
+/// file's bytes, as an image; anything else is refused with what was given. Files are decoded by
+/// the same code as `tfci-enc`'s, so the same file gives the same `.tfci` bytes.
 fn image_of(array: &Bound<'_, PyAny>) -> PyResult<RgbImage> {
+    if let Ok(bytes) = array.cast::<PyBytes>() {
+        let bytes = bytes.as_bytes();
+        let name = tfci_cli::Input::Path(PathBuf::from("the image bytes"));
+        return array
+            .py()
+            .detach(|| tfci_cli::decode_image(bytes, &name).map(|(image, _)| image))
+            .map_err(py_err);
+    }
     if let Ok(path) = array.extract::<PathBuf>() {
         return array
             .py()
@@ -94,7 +103,8 @@ fn image_of(array: &Bound<'_, PyAny>) -> PyResult<RgbImage> {
             _ => format!("a {}", array.get_type()),
         };
         PyTypeError::new_err(format!(
-            "image must be a path or a numpy uint8 array of shape (height, width, 3), not {what}"
+            "image must be a numpy uint8 array of shape (height, width, 3), an image file's path or \
+             its bytes, not {what}"
         ))
     })?;
     let shape = a.shape();
@@ -332,6 +342,23 @@ fn compress<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
+/// Reads an image file (a path or the file's bytes: PNG, JPEG, BMP, TIFF, WebP) as a ``uint8``
+/// array of shape ``(H, W, 3)``, decoded by the same code as ``tfci-enc`` (gray, alpha and 16-bit
+/// images become 8-bit RGB).
+#[pyfunction]
+fn read_image<'py>(
+    py: Python<'py>,
+    image: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray3<u8>>> {
+    if image.is_instance_of::<numpy::PyUntypedArray>() {
+        return Err(PyTypeError::new_err(
+            "read_image takes a path or an image file's bytes, not an array",
+        ));
+    }
+    let image = image_of(image)?;
+    array_of(py, image)
+}
+
 /// Every installed model name (``family-level``), as ``tfci-enc models`` lists them.
 #[pyfunction]
 #[pyo3(signature = (*, model_dir=None))]
@@ -373,6 +400,7 @@ fn _tfci(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
     m.add_function(wrap_pyfunction!(models, m)?)?;
     m.add_function(wrap_pyfunction!(compress, m)?)?;
+    m.add_function(wrap_pyfunction!(read_image, m)?)?;
     m.add_function(wrap_pyfunction!(_set_bundled_models, m)?)?;
     m.add_function(wrap_pyfunction!(decompress, m)?)?;
     m.add("TfciError", m.py().get_type::<TfciError>())?;

@@ -54,6 +54,18 @@ def test_same_file_as_tfci_enc_and_same_image_as_tfci_dec(tmp_path, photo, model
     assert np.array_equal(got, np.asarray(Image.open(png).convert("RGB")))
 
 
+def test_file_bytes_and_read_image_use_tfci_encs_decoder(photo):
+    data = PHOTO.read_bytes()
+    assert np.array_equal(tfci.read_image(data), photo)
+    assert np.array_equal(tfci.read_image(PHOTO), photo)
+    assert tfci.compress(data, "b2018-gdn-128-2", model_dir=MODELS) == \
+        tfci.compress(photo, "b2018-gdn-128-2", model_dir=MODELS)
+    with pytest.raises(tfci.TfciError, match="not a readable"):
+        tfci.read_image(data[:3000])
+    with pytest.raises(TypeError, match="not an array"):
+        tfci.read_image(photo)
+
+
 def test_search_and_rate_parameter_as_tfci_enc(tmp_path, photo):
     data = tfci.compress(photo, "mbt2018-mean-msssim", target_bpp=0.4, model_dir=MODELS)
     assert data == _cli_compress(tmp_path, "mbt2018-mean-msssim", PHOTO, "--target_bpp", "0.4")

@@ -17,8 +17,8 @@ may be shared between threads: the GIL is released while it codes.
 
 from pathlib import Path
 
-from ._tfci import Codec, TfciError, compress, decompress, models, _set_bundled_models
+from ._tfci import Codec, TfciError, compress, decompress, models, read_image, _set_bundled_models
 
-__all__ = ["Codec", "TfciError", "compress", "decompress", "models"]
+__all__ = ["Codec", "TfciError", "compress", "decompress", "models", "read_image"]
 
 _set_bundled_models(str(Path(__file__).parent / "models"))

@@ -6,7 +6,7 @@ from typing import List, Optional, Union
 import numpy as np
 import numpy.typing as npt
 
-ImageLike = Union[npt.NDArray[np.uint8], str, os.PathLike]
+ImageLike = Union[npt.NDArray[np.uint8], str, os.PathLike, bytes]
 PathLike = Union[str, os.PathLike]
 
 class TfciError(Exception):
@@ -58,5 +58,6 @@ def decompress(
     backend: str = "cpu",
     max_memory: Optional[int] = None,
 ) -> npt.NDArray[np.uint8]: ...
+def read_image(image: Union[str, os.PathLike, bytes]) -> npt.NDArray[np.uint8]: ...
 def models(*, model_dir: Optional[PathLike] = None) -> List[str]: ...
 def _set_bundled_models(dir: PathLike) -> None: ...
