@@ -142,3 +142,20 @@ def test_repo_models_manifest():
             meta = f.metadata()
             assert set(f.keys()) == expected_tensor_names(e["architecture"])
         assert meta["family"] == e["family"] and meta["levels"] == str(e["levels"])
+
+
+def test_a_new_export_keeps_the_familys_history(small_model, tmp_path):
+    """record_kodak's evaluated stages survive the next export (it lost them once: the 35,569-step
+    stage of b2018-gdn-128 vanished from docs/models.md when its next cool-down was exported)."""
+    m = small_model
+    fam = f"test-{m.architecture}"
+    export(m, fam, str(tmp_path), dtype="f32")
+    mpath = tmp_path / "manifest.json"
+    manifest = json.loads(mpath.read_text())
+    manifest["families"][0]["history"] = [{"steps": 10, "bd_rate": -1.0}]
+    mpath.write_text(json.dumps(manifest))
+    with torch.no_grad():
+        next(m.g_s.parameters()).add_(0.01)
+    entry = export(m, fam, str(tmp_path), dtype="f32")
+    assert entry["version"] == 2
+    assert entry["history"] == [{"steps": 10, "bd_rate": -1.0}]

@@ -282,6 +282,9 @@ def export(
         "N": model.N,
         "M": model.M,
     }
+    if old and old.get("history"):
+        # The evaluated stages of the family's earlier exports (record_kodak extends it).
+        entry["history"] = old["history"]
     entry.update(manifest_entry_extra or {})
     for k in ("family", "architecture", "file", "sha256", "levels"):
         if entry[k] != {"family": family, "architecture": model.architecture, "file": fname,
