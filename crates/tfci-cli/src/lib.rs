@@ -29,15 +29,25 @@ pub const MODEL_DIR_ENV: &str = "TFCI_MODEL_DIR";
 /// Finds the model folder: `--model-dir`, then `$TFCI_MODEL_DIR`, then `./models`, then the
 /// `models/` folder of the source tree this binary was built from.
 pub fn open_registry(model_dir: Option<&Path>) -> Result<Registry> {
+    open_registry_with(model_dir, None)
+}
+
+/// [`open_registry`] with a packaged model folder (the Python wheel's) tried after `./models` and
+/// before the source tree's.
+pub fn open_registry_with(model_dir: Option<&Path>, packaged: Option<&Path>) -> Result<Registry> {
     let candidates: Vec<PathBuf> = match model_dir {
         Some(dir) => vec![dir.to_path_buf()],
-        None => vec![
-            PathBuf::from("models"),
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("..")
-                .join("models"),
-        ],
+        None => [
+            Some(PathBuf::from("models")),
+            packaged.map(Path::to_path_buf),
+        ]
+        .into_iter()
+        .flatten()
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("..")
+            .join("models")])
+        .collect(),
     };
     for dir in &candidates {
         if dir.join("manifest.json").is_file() {

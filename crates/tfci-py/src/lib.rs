@@ -4,7 +4,7 @@
 //! Why a separate crate: PyO3 and NumPy stay out of the codec and the binaries. The GIL is
 //! released while a codec runs, so a `Codec` shared between Python threads codes in parallel.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use numpy::{PyArray3, PyArrayMethods, PyReadonlyArray3, PyUntypedArrayMethods};
@@ -40,16 +40,8 @@ fn _set_bundled_models(dir: PathBuf) {
 /// The model folder as the CLI finds it: the given one, else `$TFCI_MODEL_DIR`, else `./models`,
 /// then the package's own `models/` when the wheel carries one, else the source tree's `models/`.
 fn registry(model_dir: Option<PathBuf>) -> anyhow::Result<Registry> {
-    let dir = model_dir
-        .or_else(|| std::env::var_os(tfci_cli::MODEL_DIR_ENV).map(PathBuf::from))
-        .or_else(|| {
-            let has = |d: &Path| d.join("manifest.json").is_file();
-            BUNDLED
-                .get()
-                .filter(|b| !has(Path::new("models")) && has(b))
-                .cloned()
-        });
-    tfci_cli::open_registry(dir.as_deref())
+    let dir = model_dir.or_else(|| std::env::var_os(tfci_cli::MODEL_DIR_ENV).map(PathBuf::from));
+    tfci_cli::open_registry_with(dir.as_deref(), BUNDLED.get().map(PathBuf::as_path))
 }
 
 /// The CLI's limits: `max_memory` bytes, else `$TFCI_MAX_MEMORY`, else the default (4 GiB).
@@ -135,10 +127,10 @@ fn array_of<'py>(py: Python<'py>, image: RgbImage) -> PyResult<Bound<'py, PyArra
 #[pyclass(frozen, module = "tfci")]
 struct Codec {
     codec: codec_core::Codec,
-    family: String,
+    /// Where the model came from: a file's model name resolves against it as in `tfci-dec`.
+    registry: Registry,
     /// The level the model name named, if it named one.
     level: Option<u32>,
-    levels: u32,
     limits: Limits,
 }
 
@@ -162,19 +154,19 @@ impl Codec {
     /// The family name, e.g. ``mbt2018-mean-msssim``.
     #[getter]
     fn family(&self) -> &str {
-        &self.family
+        &self.codec.family().name
     }
 
     /// How many levels the family has (``family-1`` .. ``family-levels``).
     #[getter]
     fn levels(&self) -> u32 {
-        self.levels
+        self.codec.family().levels
     }
 
     fn __repr__(&self) -> String {
         match self.level {
-            Some(l) => format!("tfci.Codec('{}-{l}')", self.family),
-            None => format!("tfci.Codec('{}')", self.family),
+            Some(l) => format!("tfci.Codec('{}-{l}')", self.family()),
+            None => format!("tfci.Codec('{}')", self.family()),
         }
     }
 
@@ -240,11 +232,11 @@ impl Codec {
         let family = registry.load(entry).map_err(|e| {
             anyhow::Error::new(e).context(format!("failed loading model {}", entry.family))
         })?;
+        let codec = codec_core::Codec::with_backend(family, backend)?;
         Ok(Self {
-            codec: codec_core::Codec::with_backend(family, backend)?,
-            family: entry.family.clone(),
+            codec,
+            registry,
             level,
-            levels: entry.levels,
             limits,
         })
     }
@@ -261,29 +253,16 @@ impl Codec {
         Ok(found.bytes)
     }
 
-    /// The level a file of this family was coded at; a file of another family is refused.
+    /// The level a file of this family was coded at (as `tfci-dec` resolves it); a file of
+    /// another family is refused.
     fn level_of(&self, packed: &Packed) -> anyhow::Result<u32> {
-        if packed.rd_parameter.is_some() {
-            anyhow::ensure!(
-                packed.model == self.family,
-                "the data was made by {}, this Codec holds {} (tfci.decompress finds the model itself)",
-                packed.model,
-                self.family
-            );
-            return Ok(0);
-        }
-        let (_, level) = packed
-            .model
-            .rsplit_once('-')
-            .and_then(|(f, l)| Some((f, l.parse::<u32>().ok()?)))
-            .filter(|(f, _)| *f == self.family)
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the data was made by {}, this Codec holds {} (tfci.decompress finds the model itself)",
-                    packed.model,
-                    self.family
-                )
-            })?;
+        let (entry, level) = codec_core::codec::resolve_packed(&self.registry, packed)?;
+        let family = &self.codec.family().name;
+        anyhow::ensure!(
+            entry.family == *family,
+            "the data was made by {}, this Codec holds {family} (tfci.decompress finds the model itself)",
+            packed.model
+        );
         Ok(level)
     }
 }
@@ -363,12 +342,7 @@ fn read_image<'py>(
 #[pyfunction]
 #[pyo3(signature = (*, model_dir=None))]
 fn models(model_dir: Option<PathBuf>) -> PyResult<Vec<String>> {
-    let registry = registry(model_dir).map_err(py_err)?;
-    Ok(registry
-        .families()
-        .iter()
-        .flat_map(|f| (1..=f.levels).map(move |l| format!("{}-{l}", f.family)))
-        .collect())
+    Ok(registry(model_dir).map_err(py_err)?.names())
 }
 
 /// Decompresses ``.tfci`` bytes with the model the file names.
