@@ -68,7 +68,7 @@ fn check(arch: &str) {
     let (y_hat, x_shape) = (dec.y_hat, dec.x_shape);
     let (d, at) = max_abs_diff(&y_hat.data, &f.f32s("y_hat"));
     assert!(d < 1e-4, "{arch}: y_hat differs by {d} at {at}");
-    let x_hat = f.codec.synthesize(&y_hat, x_shape);
+    let x_hat = f.codec.synthesize(&y_hat, x_shape).expect("synthesis");
     assert_eq!(f.shape("x_hat"), [3, f.image.height, f.image.width]);
     let (d, at) = max_abs_diff(&x_hat.data, &f.f32s("x_hat"));
     println!(

@@ -224,7 +224,7 @@ fn memory_budget_refuses_a_tiny_file_claiming_a_huge_image() {
     let msg = err.to_string();
     assert!(
         matches!(err, Error::ImageSize { .. })
-            && msg.contains("GiB")
+            && msg.contains("needs at least about")
             && msg.contains("--max-memory"),
         "{msg}"
     );
@@ -238,7 +238,9 @@ fn memory_budget_refuses_a_tiny_file_claiming_a_huge_image() {
 }
 
 /// The estimate of the shipped models at the sizes users meet (printed for docs/tfci-format.md):
-/// Kodak stays far below the default budget, 8192x8192 is above it.
+/// Kodak stays far below the default budget; the CPU works in tiles beyond
+/// [`codec_core::CPU_TILE_BUDGET`], so 24 Mpx and 8192x8192 stay below it too, and the estimate
+/// grows with the pixels (image and latents) rather than with whole activations.
 #[test]
 fn memory_needed_of_the_shipped_models() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
@@ -259,6 +261,8 @@ fn memory_needed_of_the_shipped_models() {
             gib(need[2])
         );
         assert!(need[0] < codec_core::DEFAULT_MAX_MEMORY / 10);
-        assert!(need[2] > codec_core::DEFAULT_MAX_MEMORY);
+        assert!(need[2] < codec_core::DEFAULT_MAX_MEMORY, "{}", need[2]);
+        // 8192x8192 has 2.8x the pixels of 24 Mpx; with tiles the estimate grows at most that much.
+        assert!(need[2] as f64 <= need[1] as f64 * 2.8, "{need:?}");
     }
 }

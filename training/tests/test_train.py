@@ -224,3 +224,43 @@ def test_resume_from_one_group_optimizer(tmp_path, data_dir):
             i = tr.net_names.index(n)
             assert torch.equal(tr.opt.state[p]["exp_avg"], old["state"][i]["exp_avg"])
     assert len(tr.opt.param_groups) == 2 and tr.group_names[1]
+
+
+def test_lowpass_loss_sees_only_block_means():
+    x = torch.rand(2, 3, 32, 32)
+    # Zero-mean detail inside each 8x8 block leaves it at zero; a colour shift does not.
+    detail = torch.randn(2, 3, 32, 32)
+    detail = detail - torch.nn.functional.avg_pool2d(detail, 8).repeat_interleave(8, 2).repeat_interleave(8, 3)
+    assert train.lowpass_loss(x + 0.1 * detail, x, 4, 8).item() < 1e-9
+    shifted = x + torch.tensor([0.02, 0.0, -0.02]).view(1, 3, 1, 1)
+    assert train.lowpass_loss(shifted, x, 4, 8).item() > 0.01
+
+
+def test_colour_aug_rotates_chroma_and_keeps_the_rest():
+    from tfci_training.data import colour_aug
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 256, (4, 3, 16, 16), generator=g).float() / 255
+    u = torch.tensor([[0.9, 0.3, 0.5], [0.1, 0.0, 0.0], [0.1, 0.5, 0.0], [0.1, 0.25, 1.0]])
+    y = colour_aug(x, u, 0.5, 1.5)
+    assert torch.equal(y[0], x[0])  # not chosen
+    assert (y[1] - x[1]).abs().max() <= 1 / 255 + 1e-6  # angle 0, gain 1: the identity up to rounding
+    assert torch.equal(torch.round(y * 255), y * 255)  # 8-bit values
+    # 180 degrees swaps the chroma's sign: luma stays where nothing was clamped.
+    w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    free = ((y[2] > 0) & (y[2] < 1)).all(0)
+    assert ((y[2] * w).sum(0) - (x[2] * w).sum(0))[free].abs().max() < 2 / 255
+    assert (y[2] - x[2]).abs().max() > 0.1
+    assert torch.equal(colour_aug(x, u, 0.0, 1.5), x)
+
+
+def test_colour_aug_run_resumes_bit_exactly(tmp_path, data_dir):
+    fam = "bmshj2018-factorized-msssim"
+    common = ["--family", fam, "--data", data_dir, "--steps", 3, "--no-export", "--colour-aug", "0.5",
+              "--lowpass-term", "1", "--mse-warmup", "0", *TINY]
+    run([*common, "--out", tmp_path / "a"])
+    run([*common, "--out", tmp_path / "b", "--run-steps", 1])
+    run([*common, "--out", tmp_path / "b"])
+    _, a = params(tmp_path / "a", fam)
+    _, b = params(tmp_path / "b", fam)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k

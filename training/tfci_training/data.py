@@ -13,6 +13,8 @@ Kodak is evaluation-only: any folder or file whose path (as given or resolved) c
 
 from __future__ import annotations
 
+import math
+
 import os
 from typing import List, Sequence, Tuple
 
@@ -67,6 +69,38 @@ def decode(path: str) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
+# BT.601 full range, as the colour guard of tfci-eval measures.
+_RGB_TO_YCC = torch.tensor([[0.299, 0.587, 0.114],
+                            [-0.168736, -0.331264, 0.5],
+                            [0.5, -0.418688, -0.081312]])
+_YCC_TO_RGB = torch.linalg.inv(_RGB_TO_YCC)
+
+
+def colour_aug(x: torch.Tensor, u: torch.Tensor, frac: float, max_sat: float) -> torch.Tensor:
+    """Rotates the chroma of a ``frac`` of the crops by a random hue angle and scales it by a random
+    gain in ``[1, max_sat]`` (luma kept, clamped to [0, 1], rounded to 8 bits).
+
+    Photos hold few saturated colours away from skin, sky and foliage, so a codec trained on them
+    alone drifts on a saturated yellow-green (tfci-eval's colour chart); rotated crops show it every
+    hue at photo-like structure. ``u`` is ``[batch, 3]`` uniforms: apply?, angle, gain.
+    """
+    on = (u[:, 0] < frac).to(x.dtype)
+    theta = 2 * math.pi * u[:, 1]
+    gain = 1 + (max_sat - 1) * u[:, 2]
+    cos, sin = torch.cos(theta) * gain, torch.sin(theta) * gain
+    # Per crop: RGB -> YCbCr, rotate and scale (Cb, Cr), back; identity where `on` is 0.
+    rot = torch.zeros(x.shape[0], 3, 3, dtype=x.dtype, device=x.device)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2] = cos, -sin
+    rot[:, 2, 1], rot[:, 2, 2] = sin, cos
+    eye = torch.eye(3, dtype=x.dtype, device=x.device).expand_as(rot)
+    rot = on[:, None, None] * rot + (1 - on[:, None, None]) * eye
+    m = _YCC_TO_RGB.to(x) @ rot @ _RGB_TO_YCC.to(x)
+    y = torch.einsum("bij,bjhw->bihw", m, x).clamp(0, 1)
+    y = torch.round(y * 255) / 255
+    return torch.where(on[:, None, None, None] > 0, y, x)
+
+
 class CropSampler:
     """Random ``crop x crop`` patches with random flips from a bank of uint8 images on ``device``.
 
@@ -106,6 +140,8 @@ class CropSampler:
         self._ch = torch.arange(3, device=self.device).view(1, 3, 1, 1)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(seed))
+        # (fraction, largest saturation gain) of crops whose colours are rotated (colour_aug)
+        self.colour = (0.0, 1.0)
 
     def __len__(self) -> int:
         return self.bank.shape[0]
@@ -124,7 +160,10 @@ class CropSampler:
         cols = torch.where(u[:, 3:4] < 0.5, ar, c - 1 - ar) + x0[:, None]  # horizontal flip
         patch = self.bank[idx.view(-1, 1, 1, 1), self._ch, rows.view(batch, 1, c, 1),
                           cols.view(batch, 1, 1, c)]
-        return patch.to(torch.float32) / 255.0
+        x = patch.to(torch.float32) / 255.0
+        if self.colour[0] > 0:
+            x = colour_aug(x, torch.rand(batch, 3, generator=g, device=self.device), *self.colour)
+        return x
 
     # -- checkpointing -----------------------------------------------------------------------------
     def state(self) -> dict:

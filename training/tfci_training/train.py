@@ -16,7 +16,8 @@ Recipe (CompressAI examples/train.py + TECH_BRIEF §8/§10):
 * Adam lr 1e-4 on every parameter except ``*quantiles``, ``--density-lr-scale`` (10) times that on the
   entropy bottlenecks' densities; Adam lr 1e-3 on the quantiles with ``aux_loss()`` (constant);
   gradient clipping (max-norm 1.0) of the transforms and gains, and apart from them of the densities;
-  ``--mse-term F`` adds F times the MSE loss to the MS-SSIM families' loss;
+  ``--mse-term F`` adds F times the MSE loss to the MS-SSIM families' loss; ``--lowpass-term F`` adds F
+  times the MSE of the ``--lowpass-size`` block means (the colour of an area, which MS-SSIM leaves free);
 * factorized families (one density per level): every step also trains the densities of the other
   levels on the batch's detached ``y * gain`` (``density_bits``), so each density sees every batch;
 * lr schedule: constant, then cosine decay to 1e-5 over the last 15 % of the steps; a trunk
@@ -65,7 +66,8 @@ RESUME_SHOULD_MATCH = ("steps", "batch", "crop", "lr", "lr_min", "aux_lr", "dens
 
 # The training recipe: on a resume from a slim trunk these come from the trunk unless given.
 RECIPE = ("family", "data", "steps", "batch", "crop", "seed", "lr", "lr_min", "decay_frac", "aux_lr",
-          "density_lr_scale", "mse_warmup", "mse_term", "clip", "clip_densities", "gain_init", "widths",
+          "density_lr_scale", "mse_warmup", "mse_term", "lowpass_term", "lowpass_size", "colour_aug", "colour_sat", "clip", "clip_densities",
+          "gain_init", "widths",
           "threads", "bf16", "channels_last", "log_every", "checkpoint_every")
 
 
@@ -125,6 +127,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="MS-SSIM families: add this fraction of CompressAI's MSE loss of the same quality "
                          "index (lambda_mse * 255^2 * MSE); MS-SSIM on 128 px crops constrains means and "
                          "colour only at its 8x8 coarsest scale")
+    ap.add_argument("--lowpass-term", type=float, default=0.0,
+                    help="MS-SSIM families: add this fraction of the same MSE loss computed on the means of "
+                         "--lowpass-size blocks (the mean colour of an area); MS-SSIM lets such means drift, "
+                         "which the colour chart of tfci-eval sees as patches moving by 4-8 dE")
+    ap.add_argument("--lowpass-size", type=int, default=8, help="block size of --lowpass-term")
+    ap.add_argument("--colour-aug", type=float, default=0.0,
+                    help="fraction of crops whose chroma is rotated by a random hue angle and scaled by "
+                         "up to --colour-sat (data.colour_aug): every hue, saturated, at photo structure")
+    ap.add_argument("--colour-sat", type=float, default=1.5, help="largest chroma gain of --colour-aug")
     ap.add_argument("--clip", type=float, default=1.0,
                     help="gradient clipping max-norm of the transforms and gains (0: off)")
     ap.add_argument("--clip-densities", type=float, default=1.0,
@@ -176,6 +187,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------------------------------
+def lowpass_loss(x_hat: torch.Tensor, x: torch.Tensor, level: int, size: int) -> torch.Tensor:
+    """CompressAI's MSE loss of the level's quality index on ``size`` x ``size`` block means.
+
+    The mean colour of an area is one number per block and channel, cheap in bits, and MS-SSIM weighs it
+    only through its coarsest luminance term: without this a constant-lr trunk lets it drift.
+    """
+    mse_lambda = MSE_LAMBDAS_8[(level - 1) % len(MSE_LAMBDAS_8)]
+    return mse_lambda * 255**2 * F.mse_loss(F.avg_pool2d(x_hat, size), F.avg_pool2d(x, size))
+
+
 def lr_at(step: int, total: int, lr: float, lr_min: float, frac: float) -> float:
     """lr for 0-based ``step``: constant, then cosine to ``lr_min`` over the last ``frac`` of ``total``."""
     start = int(round(total * (1.0 - frac)))
@@ -303,6 +324,8 @@ class FamilyTrainer:
         if args.mse_term > 0 and self.metric == "ms-ssim" and not warmup:
             mse_lambda = MSE_LAMBDAS_8[(level - 1) % len(MSE_LAMBDAS_8)]
             total = total + args.mse_term * mse_lambda * 255**2 * F.mse_loss(out["x_hat"], x)
+        if args.lowpass_term > 0 and self.metric == "ms-ssim" and not warmup:
+            total = total + args.lowpass_term * lowpass_loss(out["x_hat"], x, level, args.lowpass_size)
         if self.has_level_densities:
             n, _, H, W = x.shape
             total = total + self.model.density_bits(out["y"], level) / (n * H * W)
@@ -463,6 +486,10 @@ def _export_all(ck: dict, export_dir: str, extra_note: str = "") -> List[dict]:
                    if a.get("density_lr_scale") else "")
                 + ("; bf16 autocast convs" if a.get("bf16") else "")
                 + (f"; plus {a['mse_term']:g} x the MSE loss" if a.get("mse_term") else "")
+                + (f"; plus {a['lowpass_term']:g} x the MSE loss of {a.get('lowpass_size', 8)} px block means"
+                   if a.get("lowpass_term") else "")
+                + (f"; {a['colour_aug']:.0%} of crops hue-rotated, chroma x1..{a.get('colour_sat', 1.5):g}"
+                   if a.get("colour_aug") else "")
                 + (f"; densities clipped apart at {a['clip_densities']:g}" if "clip_densities" in a else "")
                 + (f"; interleaved with {', '.join(f for f in fams if f != fam)}" if len(fams) > 1 else "")
                 + (f"; {a['note']}" if a.get("note") else "")
@@ -517,6 +544,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     trainers = [FamilyTrainer(f, args, device) for f in args.family]
     sampler = CropSampler(paths, args.crop, device, seed=args.seed + 1)
+    sampler.colour = (args.colour_aug, args.colour_sat)
     level_gen = torch.Generator()  # CPU: the level must be a Python int without a device sync
     level_gen.manual_seed(args.seed + 2)
     for p, (w, h) in sampler.skipped:

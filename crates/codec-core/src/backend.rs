@@ -7,9 +7,11 @@
 
 use std::fmt;
 use std::str::FromStr;
+#[cfg(feature = "gpu")]
 use std::sync::Arc;
 
 use crate::error::Result;
+#[cfg(feature = "gpu")]
 use crate::gpu::{AdapterInfo, GpuContext, GpuError};
 
 /// `--backend auto|gpu|cpu` (the binaries also read `TFCI_BACKEND`).
@@ -63,9 +65,12 @@ pub struct BackendOptions {
 /// The chosen backend; cheap to clone (the device is shared).
 #[derive(Clone, Debug)]
 pub struct Backend {
+    #[cfg(feature = "gpu")]
     gpu: Option<Arc<GpuContext>>,
     /// Why `auto` fell back to the CPU, if it did.
     note: Option<String>,
+    /// Chosen by `auto`: a GPU that fails to take a model's weights leaves it on the CPU.
+    auto: bool,
 }
 
 impl Default for Backend {
@@ -78,21 +83,26 @@ impl Backend {
     /// The native CPU path.
     pub fn cpu() -> Self {
         Backend {
+            #[cfg(feature = "gpu")]
             gpu: None,
             note: None,
+            auto: false,
         }
     }
 
     /// A GPU backend on an already open device.
+    #[cfg(feature = "gpu")]
     pub fn from_context(ctx: Arc<GpuContext>) -> Self {
         Backend {
             gpu: Some(ctx),
             note: None,
+            auto: false,
         }
     }
 
     /// Chooses and opens a backend. `gpu` fails with [`GpuError`] when no adapter fits; `auto`
     /// falls back to the CPU and says why in [`Backend::note`].
+    #[cfg(feature = "gpu")]
     pub fn select(opts: &BackendOptions) -> Result<Self> {
         let wanted = opts.adapter.as_deref().filter(|s| !s.is_empty());
         match opts.kind {
@@ -101,26 +111,55 @@ impl Backend {
                 wanted, true,
             )?))),
             BackendKind::Auto => match GpuContext::open(wanted, false) {
-                Ok(ctx) => Ok(Self::from_context(Arc::new(ctx))),
+                Ok(ctx) => Ok(Backend {
+                    auto: true,
+                    ..Self::from_context(Arc::new(ctx))
+                }),
                 Err(e) => Ok(Backend {
                     gpu: None,
                     note: Some(format!("{e}; using the CPU backend")),
+                    auto: true,
                 }),
             },
         }
     }
 
+    /// Without the `gpu` feature: `gpu` is an error that says so, `auto` the CPU with a note.
+    #[cfg(not(feature = "gpu"))]
+    pub fn select(opts: &BackendOptions) -> Result<Self> {
+        match opts.kind {
+            BackendKind::Cpu => Ok(Self::cpu()),
+            BackendKind::Gpu => Err(crate::Error::NoGpuSupport),
+            BackendKind::Auto => {
+                let mut b = Self::cpu();
+                b.note = Some("built without GPU support; using the CPU backend".into());
+                b.auto = true;
+                Ok(b)
+            }
+        }
+    }
+
+    /// Whether a model the GPU cannot take runs on the CPU instead of failing (`auto`).
+    pub fn falls_back(&self) -> bool {
+        self.auto
+    }
+
     /// Whether the transforms run on a GPU.
     pub fn is_gpu(&self) -> bool {
-        self.gpu.is_some()
+        #[cfg(feature = "gpu")]
+        return self.gpu.is_some();
+        #[cfg(not(feature = "gpu"))]
+        false
     }
 
     /// The adapter, on the GPU backend.
+    #[cfg(feature = "gpu")]
     pub fn adapter(&self) -> Option<&AdapterInfo> {
         self.gpu.as_ref().map(|g| g.info())
     }
 
     /// The device, on the GPU backend.
+    #[cfg(feature = "gpu")]
     pub fn gpu(&self) -> Option<&Arc<GpuContext>> {
         self.gpu.as_ref()
     }
@@ -132,18 +171,21 @@ impl Backend {
 
     /// One line for `-v`: the backend and, on the GPU, the adapter and driver.
     pub fn describe(&self) -> String {
-        match &self.gpu {
-            Some(g) => format!("gpu: {}", g.info().describe()),
-            None => format!("cpu: native ({} threads)", rayon::current_num_threads()),
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            return format!("gpu: {}", g.info().describe());
         }
+        format!("cpu: native ({} threads)", rayon::current_num_threads())
     }
 }
 
 /// Every wgpu adapter on this machine, best first (for an `adapters` command).
+#[cfg(feature = "gpu")]
 pub fn list_adapters() -> Vec<AdapterInfo> {
     crate::gpu::list_adapters()
 }
 
+#[cfg(feature = "gpu")]
 impl From<GpuError> for crate::Error {
     fn from(e: GpuError) -> Self {
         crate::Error::Gpu(e)

@@ -6,18 +6,17 @@
 //! kernel, so the scale indexes are bit-identical on every machine. The transforms and the means run
 //! on [`Math::Fast`] or on the GPU ([`crate::backend`]): drift there moves pixels, never the parse.
 
-use std::sync::{Mutex, OnceLock};
-
 use crate::backend::Backend;
 use crate::container::{Packed, Value};
 use crate::cpu::{CpuNet, Math};
 use crate::entropy::{self, CdfTables, RowMap};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuError, GpuNet};
 use crate::image::RgbImage;
 use crate::model::graph::{Conv, Layer, Net};
 use crate::model::{Architecture, CdfRows, Family, Tables};
 use crate::tensor::Tensor;
+use crate::tiling::Geometry;
+use crate::transform::{Notes, Transform};
 
 /// CompressAI's lower bound on Gaussian scales (`GaussianConditional(scale_bound=0.11)`).
 pub const SCALE_BOUND: f32 = 0.11;
@@ -36,6 +35,11 @@ pub struct Limits {
 /// The default [`Limits::max_memory`]: 4 GiB, which a laptop survives; a 24-megapixel photo fits
 /// with every shipped model (`tests/hostile.rs` prints the estimates).
 pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
+
+/// Activation bytes a CPU transform holds at once before it works in tiles: every Kodak image and
+/// most photos up to about 2 Mpx run in one piece, larger ones in tiles of this size, so memory
+/// grows only with the image and its latents (see [`Codec::memory_needed`]).
+pub const CPU_TILE_BUDGET: u64 = 256 << 20;
 
 impl Default for Limits {
     /// 65535 per side (TFC stores int32 shapes; PNG allows more, memory does not), 64 Mpx and
@@ -136,72 +140,7 @@ pub struct Codec {
     prior: Prior,
     backend: Backend,
     /// Fallbacks from the GPU to the CPU since the last [`Codec::take_notes`].
-    notes: Mutex<Vec<String>>,
-}
-
-/// A transform (`g_a`, `g_s`, `h_a`, the means of `h_s`) on the chosen backend.
-///
-/// On the GPU backend a failing device (lost, out of memory, timed out) does not fail the
-/// image: the transform reruns on the CPU (prepared on first need) and a note says so.
-#[derive(Debug)]
-struct Transform {
-    gpu: Option<GpuNet>,
-    /// The graph, kept on the GPU backend to prepare the CPU fallback lazily.
-    net: Option<Net>,
-    name: String,
-    cpu: OnceLock<CpuNet>,
-}
-
-impl Transform {
-    fn new(net: &Net, backend: &Backend) -> Result<Self> {
-        let t = match backend.gpu() {
-            Some(ctx) => Transform {
-                gpu: Some(GpuNet::prepare(ctx, net)?),
-                net: Some(net.clone()),
-                name: net.name.clone(),
-                cpu: OnceLock::new(),
-            },
-            None => {
-                let cpu = OnceLock::new();
-                let _ = cpu.set(CpuNet::prepare(net, Math::Fast));
-                Transform {
-                    gpu: None,
-                    net: None,
-                    name: net.name.clone(),
-                    cpu,
-                }
-            }
-        };
-        Ok(t)
-    }
-
-    fn cpu(&self) -> &CpuNet {
-        self.cpu.get_or_init(|| match &self.net {
-            Some(net) => CpuNet::prepare(net, Math::Fast),
-            // Unreachable: without a GPU the CPU net is prepared in `new`.
-            None => CpuNet {
-                layers: Vec::new(),
-                math: Math::Fast,
-            },
-        })
-    }
-
-    fn forward(&self, x: &Tensor, notes: &Mutex<Vec<String>>) -> Tensor {
-        if let Some(g) = self.gpu.as_ref().filter(|g| !g.context().failed()) {
-            match g.forward(x) {
-                Ok(y) => return y,
-                Err(e) => {
-                    if !matches!(e, GpuError::TooLarge { .. } | GpuError::Unsupported(_)) {
-                        g.context().mark_failed();
-                    }
-                    if let Ok(mut n) = notes.lock() {
-                        n.push(format!("{}: {e}; ran it on the CPU instead", self.name));
-                    }
-                }
-            }
-        }
-        self.cpu().forward(x)
-    }
+    notes: Notes,
 }
 
 /// The entropy model of `y`.
@@ -225,8 +164,9 @@ impl Codec {
     /// Prepares the nets and the entropy models of a family; the transforms run on `backend`
     /// (weights are uploaded once here), the entropy parameters always on the CPU's exact path.
     pub fn with_backend(family: Family, backend: &Backend) -> Result<Self> {
-        let g_a = Transform::new(&family.g_a, backend)?;
-        let g_s = Transform::new(&family.g_s, backend)?;
+        let notes = Notes::default();
+        let g_a = Transform::new(&family.g_a, backend, &notes)?;
+        let g_s = Transform::new(&family.g_s, backend, &notes)?;
         let prior = match &family.tables {
             Tables::Factorized { y_eb } => Prior::Factorized {
                 tables: cdf_tables(&y_eb.cdf)?,
@@ -239,10 +179,10 @@ impl Codec {
                 };
                 let (body, scales, means) = split_h_s(h_s, family.m)?;
                 let hyper = Hyper {
-                    h_a: Transform::new(h_a, backend)?,
+                    h_a: Transform::new(h_a, backend, &notes)?,
                     h_s_body: CpuNet::prepare(&body, Math::Exact),
                     h_s_scales: CpuNet::prepare(&scales, Math::Exact),
-                    h_s_means: Transform::new(&means, backend)?,
+                    h_s_means: Transform::new(&means, backend, &notes)?,
                     z_tables: cdf_tables(&z_eb.cdf)?,
                     z_medians: z_eb.medians.clone(),
                     y_tables: cdf_tables(&y_gc.cdf)?,
@@ -257,7 +197,7 @@ impl Codec {
             g_s,
             prior,
             backend: backend.clone(),
-            notes: Mutex::new(Vec::new()),
+            notes,
         })
     }
 
@@ -354,11 +294,25 @@ impl Codec {
         }
     }
 
-    /// Bytes the CPU backend holds at once to code a `width x height` image: the largest layer's
-    /// input and output in f32 (whole activations; the largest is in `g_a` or `g_s`), the latents,
-    /// and the image itself in u8 and f32. Checked against [`Limits::max_memory`] before anything
-    /// is allocated; the GPU backend tiles and is bounded by its tile budget instead.
-    pub fn memory_needed(&self, width: usize, height: usize) -> u64 {
+    /// The nets that run on whole images (`g_a`, `g_s`) and on latents (`h_a`, `h_s`).
+    fn nets(&self) -> impl Iterator<Item = &Net> {
+        let f = &self.family;
+        [Some(&f.g_a), Some(&f.g_s), f.h_a.as_ref(), f.h_s.as_ref()]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Bytes that grow with the image whatever the tiles: the image in and out as 8-bit pixels,
+    /// and the latents with their symbols, means, scales and indexes (six 4-byte values per
+    /// element of `y`).
+    fn fixed_bytes(&self, width: usize, height: usize) -> u64 {
+        let y = self.family.g_a.output_shape((3, height, width));
+        let y_values = (y.0 as u64) * (y.1 as u64) * (y.2 as u64);
+        24 * y_values + 8 * (width as u64) * (height as u64)
+    }
+
+    /// Activation bytes of the largest layer with whole activations (f32 input and output).
+    fn whole_activation_bytes(&self, width: usize, height: usize) -> u64 {
         let x = (3, height, width);
         let y = self.family.g_a.output_shape(x);
         let mut peak = self
@@ -371,29 +325,57 @@ impl Codec {
                 .max(h_a.peak_values(y))
                 .max(h_s.peak_values(h_a.output_shape(y)));
         }
-        let y_values = (y.0 as u64) * (y.1 as u64) * (y.2 as u64);
-        let pixels = (width as u64) * (height as u64);
-        4 * peak + 16 * y_values + 16 * pixels
+        4 * peak
     }
 
-    /// [`Limits::check`] and, on the CPU backend, [`Codec::memory_needed`] against the budget.
-    fn check_size(&self, limits: &Limits, width: usize, height: usize) -> Result<()> {
+    /// Activation bytes of the smallest tile any transform can run (one core of its downsampling
+    /// factor plus its halos).
+    fn smallest_tile_bytes(&self) -> u64 {
+        self.nets()
+            .map(|net| {
+                let g = Geometry::of(net);
+                let side = g.down + 2 * g.halo;
+                4 * net.peak_values((net.input_channels().unwrap_or(1), side, side))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes the CPU backend holds at once to code a `width x height` image: the 8-bit pixels in
+    /// and out, the latents with their symbols, and the transforms' activations, whole up to
+    /// [`CPU_TILE_BUDGET`] and in tiles beyond. Checked against [`Limits::max_memory`] before
+    /// anything is allocated (a smaller budget gives smaller tiles, down to the smallest one);
+    /// the GPU backend tiles by its own limits.
+    pub fn memory_needed(&self, width: usize, height: usize) -> u64 {
+        let act = self.whole_activation_bytes(width, height);
+        self.fixed_bytes(width, height) + act.min(CPU_TILE_BUDGET.max(self.smallest_tile_bytes()))
+    }
+
+    /// [`Limits::check`] and, on the CPU backend, the memory budget: returns the activation bytes
+    /// a CPU transform may hold at once (its tile budget).
+    fn check_size(&self, limits: &Limits, width: usize, height: usize) -> Result<u64> {
         limits.check(width as u64, height as u64)?;
-        let need = self.memory_needed(width, height);
-        if !self.backend.is_gpu() && need > limits.max_memory {
-            let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+        let fixed = self.fixed_bytes(width, height);
+        let least = fixed
+            + self
+                .whole_activation_bytes(width, height)
+                .min(self.smallest_tile_bytes());
+        if !self.backend.is_gpu() && least > limits.max_memory {
             return Err(Error::ImageSize {
                 width: width as u64,
                 height: height as u64,
                 reason: format!(
-                    "coding it on the CPU needs up to about {:.1} GiB, more than the memory limit \
-                     of {:.1} GiB (raise it with --max-memory or TFCI_MAX_MEMORY)",
-                    gib(need),
-                    gib(limits.max_memory)
+                    "coding it on the CPU needs at least about {}, more than the memory limit of {} \
+                     (raise it with --max-memory or TFCI_MAX_MEMORY)",
+                    bytes_text(least),
+                    bytes_text(limits.max_memory)
                 ),
             });
         }
-        Ok(())
+        Ok(limits
+            .max_memory
+            .saturating_sub(fixed)
+            .min(CPU_TILE_BUDGET.max(self.smallest_tile_bytes())))
     }
 
     /// Runs the analysis side: `g_a`, the gain, the hyperprior and quantization.
@@ -414,9 +396,9 @@ impl Codec {
         rd: Option<f32>,
         limits: &Limits,
     ) -> Result<Latents> {
-        self.check_size(limits, image.width, image.height)?;
+        let budget = self.check_size(limits, image.width, image.height)?;
         let (level, gain, _) = self.gains_for(level, rd)?;
-        let y = self.g_a.forward(&image.to_tensor(), &self.notes);
+        let y = self.g_a.forward_tensor(image, budget, &self.notes)?;
         let y_g = scale_channels(&y, &gain);
         let mut latents = Latents {
             level,
@@ -437,10 +419,11 @@ impl Codec {
                 latents.y_symbols = quantize(&y_g, |c, _| med[c]);
             }
             Prior::Hyper(h) => {
-                let z = h.h_a.forward(&y_g, &self.notes);
+                let z = h.h_a.forward_tensor(&y_g, budget, &self.notes)?;
                 let z_symbols = quantize(&z, |c, _| h.z_medians[c]);
                 let z_hat = dequantize(&z_symbols, z.c, z.h, z.w, |c, _| h.z_medians[c]);
-                let (scales, means, indexes) = self.hyper_params(h, &z_hat, y_g.h, y_g.w);
+                let (scales, means, indexes) =
+                    self.hyper_params(h, &z_hat, y_g.h, y_g.w, budget)?;
                 latents.y_symbols = quantize(&y_g, |c, i| means.channel(c)[i]);
                 latents.z = Some(z);
                 latents.z_symbols = Some(z_symbols);
@@ -459,12 +442,16 @@ impl Codec {
         z_hat: &Tensor,
         yh: usize,
         yw: usize,
-    ) -> (Tensor, Tensor, Vec<u32>) {
+        budget: u64,
+    ) -> Result<(Tensor, Tensor, Vec<u32>)> {
         let body = h.h_s_body.forward(z_hat);
         let scales = h.h_s_scales.forward(&body).crop(yh, yw);
-        let means = h.h_s_means.forward(&body, &self.notes).crop(yh, yw);
+        let means = h
+            .h_s_means
+            .forward_tensor(&body, budget, &self.notes)?
+            .crop(yh, yw);
         let indexes = scale_indexes(&scales.data, &h.scale_table);
-        (scales, means, indexes)
+        Ok((scales, means, indexes))
     }
 
     /// Entropy-codes latents into the `.tfci` bytes.
@@ -534,6 +521,16 @@ impl Codec {
     /// Decodes the latents of a parsed container made by this family at `level` (ignored when the
     /// file carries a rate parameter, which then decides the level and the gains).
     pub fn decode_latents(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<Decoded> {
+        self.decode_budgeted(packed, level, limits).map(|(d, _)| d)
+    }
+
+    /// [`Codec::decode_latents`] and the CPU tile budget for the synthesis.
+    fn decode_budgeted(
+        &self,
+        packed: &Packed,
+        level: u32,
+        limits: &Limits,
+    ) -> Result<(Decoded, u64)> {
         match &packed.weights_id {
             // The decoder id, or the whole-file id that files carried before decoder ids.
             Some(id) if *id == self.family.weights_id || *id == self.family.file_id => {}
@@ -555,7 +552,7 @@ impl Codec {
         let hyper = self.family.architecture.has_hyperprior();
         let x_at = if hyper { 2 } else { 1 };
         let x = read_shape(packed, x_at)?;
-        self.check_size(limits, x[1], x[0])?;
+        let budget = self.check_size(limits, x[1], x[0])?;
         let y = read_shape(packed, x_at + 1)?;
         expect_shape("y_shape", y, x.map(|v| v.div_ceil(Architecture::Y_STRIDE)))?;
         let y_string = packed.bytes_at(0)?;
@@ -584,7 +581,7 @@ impl Codec {
                     &h.z_tables,
                 )?;
                 let z_hat = dequantize(&z_sym, n, z[0], z[1], |c, _| h.z_medians[c]);
-                let (_, means, indexes) = self.hyper_params(h, &z_hat, y[0], y[1]);
+                let (_, means, indexes) = self.hyper_params(h, &z_hat, y[0], y[1], budget)?;
                 let sym = entropy::decode(
                     y_string,
                     m,
@@ -599,23 +596,25 @@ impl Codec {
             }
         };
         let y_hat = scale_channels(&y_hat_g, &gain_inv);
-        Ok(Decoded {
+        let decoded = Decoded {
             x_shape: x,
             y_symbols,
             z_symbols,
             scale_indexes,
             y_hat,
-        })
+        };
+        Ok((decoded, budget))
     }
 
-    /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size.
-    pub fn synthesize(&self, y_hat: &Tensor, x_shape: [usize; 2]) -> Tensor {
+    /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size (whole
+    /// activations: for tests and latent dumps; [`Codec::decompress_packed`] tiles).
+    pub fn synthesize(&self, y_hat: &Tensor, x_shape: [usize; 2]) -> Result<Tensor> {
         let mut x_hat = self
             .g_s
-            .forward(y_hat, &self.notes)
+            .forward_tensor(y_hat, u64::MAX, &self.notes)?
             .crop(x_shape[0], x_shape[1]);
         x_hat.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
-        x_hat
+        Ok(x_hat)
     }
 
     /// `y_hat` of encoder-side latents (what the decoder will reconstruct).
@@ -645,8 +644,17 @@ impl Codec {
         level: u32,
         limits: &Limits,
     ) -> Result<RgbImage> {
-        let d = self.decode_latents(packed, level, limits)?;
-        Ok(RgbImage::from_tensor(&self.synthesize(&d.y_hat, d.x_shape)))
+        let (d, budget) = self.decode_budgeted(packed, level, limits)?;
+        // g_s writes its tiles straight into the 8-bit image (an f32 copy of a large image is
+        // never held); the synthesis' padding beyond the image is dropped as a crop would.
+        let mut image = RgbImage {
+            width: d.x_shape[1],
+            height: d.x_shape[0],
+            data: vec![0; d.x_shape[0] * d.x_shape[1] * 3],
+        };
+        self.g_s
+            .forward(&d.y_hat, &mut image, budget, &self.notes)?;
+        Ok(image)
     }
 }
 
@@ -691,6 +699,18 @@ pub fn resolve_packed<'r>(
         ),
         None => registry.resolve(&packed.model)?,
     })
+}
+
+/// `1.4 GiB`, `64 MiB` or `1024 bytes`.
+fn bytes_text(b: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if b >= 1 << 30 {
+        format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
+    } else if b >= MIB {
+        format!("{:.0} MiB", b as f64 / MIB as f64)
+    } else {
+        format!("{b} bytes")
+    }
 }
 
 /// Builds the coder's tables from a model file's rows (validating every row).

@@ -1,7 +1,9 @@
 //! The crate's error: one variant per layer, each wrapping that layer's typed error.
 
 use crate::container::ContainerError;
+use crate::cpu::OverBudget;
 use crate::entropy::EntropyError;
+#[cfg(feature = "gpu")]
 use crate::gpu::GpuError;
 use crate::model::ModelError;
 
@@ -49,8 +51,13 @@ pub enum Error {
         rd: f32,
         levels: u32,
     },
+    #[cfg(feature = "gpu")]
     #[error(transparent)]
     Gpu(GpuError),
+    #[error("this build has no GPU support (built without the `gpu` feature); use --backend cpu")]
+    NoGpuSupport,
+    #[error("{0} (raise it with --max-memory or TFCI_MAX_MEMORY)")]
+    Memory(OverBudget),
 }
 
 impl From<ContainerError> for Error {

@@ -331,8 +331,16 @@ impl Drop for Partial {
 
 /// Removes every temporary file still being written; returns how many.
 fn remove_partials() -> usize {
+    remove_partials_in(None)
+}
+
+/// [`remove_partials`], or only those under `dir` (a test must not remove the files that tests
+/// running beside it are writing).
+fn remove_partials_in(dir: Option<&Path>) -> usize {
     let Ok(v) = PARTIALS.lock() else { return 0 };
-    v.iter().filter(|p| std::fs::remove_file(p).is_ok()).count()
+    v.iter()
+        .filter(|p| dir.is_none_or(|d| p.starts_with(d)) && std::fs::remove_file(p).is_ok())
+        .count()
 }
 
 /// On Ctrl-C (SIGINT) or SIGTERM, remove the temporary file of a write in progress and exit with
@@ -461,7 +469,7 @@ mod tests {
         let res = write_atomic_with(&out, Clobber::Replace, |w| {
             w.write_all(&[0u8; 1000])?;
             assert_eq!(leftovers(dir.path()).len(), 1, "the temporary file exists");
-            removed = Some(remove_partials());
+            removed = Some(remove_partials_in(Some(dir.path())));
             Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
                 "SIGINT",

@@ -112,7 +112,14 @@ pub fn print_notes(codec: &codec_core::Codec, reporter: &Reporter) {
     }
 }
 
+/// `adapters` in a build without the `gpu` feature.
+#[cfg(not(feature = "gpu"))]
+pub fn print_adapters() {
+    report::out("built without GPU support (the `gpu` feature): only the CPU backend runs");
+}
+
 /// `adapters`: every GPU adapter wgpu finds, best first, and whether it can run the codec.
+#[cfg(feature = "gpu")]
 pub fn print_adapters() {
     let adapters = codec_core::backend::list_adapters();
     if adapters.is_empty() {

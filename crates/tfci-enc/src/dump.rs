@@ -276,7 +276,7 @@ fn arrays(
                 if name == "y_hat" {
                     f32_array(y_hat)
                 } else {
-                    f32_array(&codec.synthesize(y_hat, lat.x_shape))
+                    f32_array(&codec.synthesize(y_hat, lat.x_shape)?)
                 }
             }
             "z" => f32_array(lat.z.as_ref().ok_or_else(|| missing("z"))?),

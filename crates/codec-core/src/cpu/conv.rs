@@ -24,8 +24,9 @@ use super::exact::ExactConv;
 use super::gdn;
 use super::gemm::FastConv;
 use super::Math;
-use crate::model::graph::{Layer, Net};
+use crate::model::graph::{conv_out_hw, Layer, Net};
 use crate::tensor::Tensor;
+use crate::tiling::{BackendError, Geometry, PreparedNet};
 
 /// One tap of a phase in one dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,8 +219,7 @@ impl ConvGeom {
 
     /// Output size for an `h x w` input.
     pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        let (gh, gw) = self.grid(h, w);
-        (gh * self.up(), gw * self.up())
+        conv_out_hw(self.stride, self.transposed, h, w)
     }
 
     /// Padding that keeps every tap of every grid position inside the padded input.
@@ -442,6 +442,9 @@ pub struct CpuNet {
     pub layers: Vec<CpuLayer>,
     /// The arithmetic [`CpuNet::forward`] uses (packing for another value is built on first use).
     pub math: Math,
+    /// The net's shapes, for the tiler.
+    plan: Net,
+    geometry: Geometry,
 }
 
 impl CpuNet {
@@ -457,7 +460,19 @@ impl CpuNet {
                 .map(|l| CpuLayer::prepare(l, math))
                 .collect(),
             math,
+            plan: net.plan(),
+            geometry: Geometry::of(net),
         }
+    }
+
+    /// The net's name.
+    pub fn name(&self) -> &str {
+        &self.plan.name
+    }
+
+    /// Output shape for an input shape.
+    pub fn output_shape(&self, shape: (usize, usize, usize)) -> (usize, usize, usize) {
+        self.plan.output_shape(shape)
     }
 
     /// Runs the net on `x`.
@@ -486,6 +501,57 @@ impl CpuNet {
             });
         }
         cur.unwrap_or_else(|| x.clone())
+    }
+}
+
+/// The CPU tiles when whole activations would exceed the memory budget; a run never fails.
+impl PreparedNet for CpuNet {
+    type Error = OverBudget;
+
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Whole activations (a convolution's input and output) within `budget` bytes.
+    fn fits(&self, h: usize, w: usize, budget: u64) -> bool {
+        self.bytes(h, w) <= budget
+    }
+
+    fn run(&self, x: &Tensor) -> Result<Tensor, OverBudget> {
+        Ok(self.forward(x))
+    }
+
+    fn too_large(&self, h: usize, w: usize, budget: u64) -> OverBudget {
+        let side = self.geometry.down + 2 * self.geometry.halo;
+        OverBudget {
+            net: self.plan.name.clone(),
+            needed: self.bytes(side.min(h), side.min(w)),
+            budget,
+        }
+    }
+}
+
+impl CpuNet {
+    /// Bytes of whole activations for an `h x w` input.
+    fn bytes(&self, h: usize, w: usize) -> u64 {
+        let c = self.plan.input_channels().unwrap_or(1);
+        4 * self.plan.peak_values((c, h, w))
+    }
+}
+
+/// Even the smallest tile of an input needs more memory than the budget allows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{net}: even the smallest tile needs {needed} bytes, more than the memory budget of {budget} bytes")]
+pub struct OverBudget {
+    pub net: String,
+    pub needed: u64,
+    pub budget: u64,
+}
+
+impl BackendError for OverBudget {
+    /// The input is the problem, not the CPU.
+    fn is_fatal(&self) -> bool {
+        false
     }
 }
 

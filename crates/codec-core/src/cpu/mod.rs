@@ -49,7 +49,7 @@ mod gemm;
 #[cfg(test)]
 mod tests;
 
-pub use conv::{ConvLayer, CpuLayer, CpuNet, GdnLayer};
+pub use conv::{ConvLayer, CpuLayer, CpuNet, GdnLayer, OverBudget};
 
 /// Whether the AVX2 builds of the kernels may run (see `avx2_variant!`).
 fn has_avx2() -> bool {

@@ -528,3 +528,131 @@ fn empty_input() {
         assert_eq!((y.c, y.h, y.w), (3, 0, 3));
     }
 }
+
+/// A g_a-like and a g_s-like net (the models' strides, fewer channels).
+fn analysis_and_synthesis(rng: &mut Rng) -> [Net; 2] {
+    let mut a = vec![conv_layer(rng, 3, 12, 5, 2, false, true)];
+    for _ in 0..3 {
+        a.extend([
+            gdn_layer(rng, 12, false),
+            conv_layer(rng, 12, 12, 5, 2, false, true),
+        ]);
+    }
+    let mut s = Vec::new();
+    for _ in 0..3 {
+        s.extend([
+            conv_layer(rng, 12, 12, 5, 2, true, true),
+            gdn_layer(rng, 12, true),
+        ]);
+    }
+    s.push(conv_layer(rng, 12, 3, 5, 2, true, true));
+    [
+        Net {
+            name: "g_a".into(),
+            layers: a,
+        },
+        Net {
+            name: "g_s".into(),
+            layers: s,
+        },
+    ]
+}
+
+/// Tiles under a small budget give the untiled result, from a tensor and from an 8-bit image,
+/// into a tensor and into an 8-bit image: bit for bit on the Exact path, within 1e-6 of the
+/// largest value on the Fast one (its GEMM blocks a tile's shorter rows differently, which moves
+/// last bits); a budget below the smallest tile is a typed error.
+#[test]
+fn tiled_equals_untiled() {
+    use crate::image::RgbImage;
+    use crate::tiling::{self, Geometry, PreparedNet};
+    let mut rng = Rng(0x5eed_0007);
+    let [g_a, g_s] = analysis_and_synthesis(&mut rng);
+    let image = RgbImage {
+        width: 157,
+        height: 139,
+        data: (0..157 * 139 * 3)
+            .map(|_| (rng.f(128.0) + 128.0) as u8)
+            .collect(),
+    };
+    for math in [Math::Fast, Math::Exact] {
+        let (a, s) = (CpuNet::prepare(&g_a, math), CpuNet::prepare(&g_s, math));
+        let y_whole = a.forward(&image.to_tensor());
+        let x_whole = s.forward(&y_whole);
+        for (net, budget) in [(&a, 12 * 4 * 72 * 72), (&s, 12 * 4 * 80 * 80)] {
+            let (c, h, w) = if net.name() == "g_a" {
+                (3, image.height, image.width)
+            } else {
+                (y_whole.c, y_whole.h, y_whole.w)
+            };
+            let g = Geometry::of(if net.name() == "g_a" { &g_a } else { &g_s });
+            let core = tiling::core_size(h, w, g, |h, w| net.fits(h, w, budget)).expect("fits");
+            let n = tiling::tiles(h, w, core, g).len();
+            assert!(n >= 4, "{}: only {n} tiles", net.name());
+            assert!(!net.fits(h, w, budget), "{c}x{h}x{w}");
+        }
+        let budget_a = 12 * 4 * 72 * 72;
+        let same = |a: &Tensor, b: &Tensor, what: &str| match math {
+            Math::Exact => assert_bits_eq(a, b, what),
+            Math::Fast => {
+                assert_eq!((a.c, a.h, a.w), (b.c, b.h, b.w), "{what}: shape");
+                let scale = b.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let diff = a
+                    .data
+                    .iter()
+                    .zip(&b.data)
+                    .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(diff <= 1e-6 * scale, "{what}: {diff:e} of {scale:e}");
+            }
+        };
+        let y = tiling::forward_tensor(&a, &image, a.output_shape((3, 139, 157)), budget_a)
+            .expect("g_a tiles");
+        same(
+            &y,
+            &y_whole,
+            &format!("{math:?} g_a tiled from the 8-bit image"),
+        );
+        let budget_s = 12 * 4 * 80 * 80;
+        let x = tiling::forward_tensor(&s, &y_whole, s.output_shape((12, y.h, y.w)), budget_s)
+            .expect("g_s tiles");
+        same(&x, &x_whole, &format!("{math:?} g_s tiled"));
+        // Into an 8-bit image smaller than the synthesis (its padding is cropped), with weights
+        // small enough that most pixels are not clamped.
+        let mut g_s_small = g_s.clone();
+        for l in &mut g_s_small.layers {
+            if let Layer::Conv(c) = l {
+                c.weight.iter_mut().for_each(|w| *w *= 0.05);
+            }
+        }
+        let s = CpuNet::prepare(&g_s_small, math);
+        let unit = &y_whole;
+        let x_unit = s.forward(unit);
+        let mut out = RgbImage {
+            width: 150,
+            height: 130,
+            data: vec![0; 150 * 130 * 3],
+        };
+        tiling::forward(&s, unit, &mut out, budget_s).expect("g_s into pixels");
+        let expected = RgbImage::from_tensor(&x_unit.crop(130, 150));
+        let off = out
+            .data
+            .iter()
+            .zip(&expected.data)
+            .filter(|(a, b)| a != b)
+            .count();
+        let distinct = expected
+            .data
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        assert!(
+            off == 0 && distinct > 16,
+            "{math:?}: {off} pixels differ, {distinct} values"
+        );
+        let err = tiling::forward(&s, &y_whole, &mut out, 1000).expect_err("over budget");
+        assert!(
+            err.needed > 1000 && err.to_string().contains("g_s"),
+            "{err}"
+        );
+    }
+}

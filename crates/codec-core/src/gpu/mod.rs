@@ -1,13 +1,14 @@
 //! The wgpu backend: the only user of wgpu in the project.
 //!
-//! - [`context`]: adapter enumeration and choice, the device with the adapter's own limits,
+//! - `context`: adapter enumeration and choice, the device with the adapter's own limits,
 //!   error capture (validation, out of memory, device loss) mapped to [`GpuError`];
-//! - [`kernels`]: the shader table (one `shaders/*.wgsl` per kernel) and the pipelines, built
+//! - `kernels`: the shader table (one `shaders/*.wgsl` per kernel) and the pipelines, built
 //!   once per device;
-//! - [`net`]: [`GpuNet`], a [`crate::model::graph::Net`] with its weights uploaded once, run with
+//! - `net`: [`GpuNet`], a [`crate::model::graph::Net`] with its weights uploaded once, run with
 //!   reused activation buffers;
-//! - [`tiling`]: spatial tiles with halos, so an image of any size stays under the adapter's
-//!   binding limits and a memory budget.
+//!
+//! [`GpuNet`] runs in spatial tiles (`tiling`) so an image of any size stays under the
+//! adapter's binding limits and a memory budget.
 //!
 //! Only the transforms run here (`g_a`, `g_s`, `h_a` and the means of `h_s`): everything that
 //! decides a probability table stays on the CPU's exact path (docs/determinism.md).
@@ -17,7 +18,6 @@ mod kernels;
 mod net;
 #[cfg(test)]
 mod tests;
-mod tiling;
 
 pub use context::{list_adapters, AdapterInfo, GpuContext};
 pub use net::GpuNet;
@@ -58,6 +58,15 @@ pub enum GpuError {
     Timeout(u64),
     #[error("reading the GPU result back failed: {0}")]
     Readback(String),
+}
+
+/// Every GPU failure reruns the transform on the CPU; these also retire the device.
+impl crate::tiling::BackendError for GpuError {
+    /// An input too large for the smallest tile, or a layer the kernels lack, leaves the device
+    /// usable; anything else (lost, out of memory, timed out, validation, readback) does not.
+    fn is_fatal(&self) -> bool {
+        !matches!(self, GpuError::TooLarge { .. } | GpuError::Unsupported(_))
+    }
 }
 
 fn wanted_text(w: &Option<String>) -> String {

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
-use super::tiling::{self, Geometry};
 use super::GpuError;
-use crate::model::graph::{Conv, Layer, Net};
+use crate::model::graph::{conv_out_hw, Conv, Layer, Net};
 use crate::tensor::Tensor;
+use crate::tiling::{self, Geometry, PreparedNet};
 
 /// Output pixels per workgroup side of the convolution kernels.
 const TILE: usize = 8;
@@ -63,11 +63,7 @@ struct ConvShape {
 
 impl ConvShape {
     fn out(&self, h: usize, w: usize) -> (usize, usize) {
-        if self.transposed {
-            (h * self.stride, w * self.stride)
-        } else {
-            (h.div_ceil(self.stride), w.div_ceil(self.stride))
-        }
+        conv_out_hw(self.stride, self.transposed, h, w)
     }
 
     /// Whether the 2x2-pixels-per-invocation kernel runs this layer: it does whenever its
@@ -363,7 +359,7 @@ impl GpuNet {
 
     /// Whether an `h x w` input runs in one piece: buffers under the budget, dispatches under
     /// the per-dimension workgroup limit.
-    pub(crate) fn fits(&self, h: usize, w: usize) -> bool {
+    pub(crate) fn fits_device(&self, h: usize, w: usize) -> bool {
         let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let shapes = self.shapes(h, w);
         let budget = self.budget();
@@ -387,43 +383,12 @@ impl GpuNet {
                 self.name, x.c, self.cin
             )));
         }
-        let g = self.geometry;
-        let Some(core) = tiling::core_size(x.h, x.w, g, |h, w| self.fits(h, w)) else {
-            // Report the largest activation of the smallest tile (one core plus its halos).
-            let side = g.down + 2 * g.halo;
-            let (c, h, w) = self
-                .shapes(side.min(x.h), side.min(x.w))
-                .into_iter()
-                .max_by_key(|s| s.0 * s.1 * s.2)
-                .unwrap_or((0, 0, 0));
-            return Err(GpuError::TooLarge {
-                what: format!("{}: a {c}x{h}x{w} activation", self.name),
-                needed: (c * h * w * 4) as u64,
-                limit: self.budget(),
-            });
-        };
-        if core >= x.h.max(x.w) {
-            return self.run(x);
-        }
-        let &(oc, oh, ow) = self.shapes(x.h, x.w).last().unwrap_or(&(0, 0, 0));
-        let mut out = Tensor::zeros(oc, oh, ow);
-        for t in tiling::tiles(x.h, x.w, core, g) {
-            let part = self.run(&window(x, t.y0, t.y1, t.x0, t.x1))?;
-            // The tile's output starts at the output coordinate of its input origin.
-            let (py, px) = (t.y0 * g.up / g.down, t.x0 * g.up / g.down);
-            for c in 0..oc {
-                for oy in t.oy0..t.oy1.min(oh) {
-                    let src = &part.channel(c)[(oy - py) * part.w..][..part.w];
-                    let dst = &mut out.channel_mut(c)[oy * ow..][..ow];
-                    dst[t.ox0..t.ox1.min(ow)].copy_from_slice(&src[t.ox0 - px..t.ox1.min(ow) - px]);
-                }
-            }
-        }
-        Ok(out)
+        let &out = self.shapes(x.h, x.w).last().unwrap_or(&(0, 0, 0));
+        tiling::forward_tensor(self, x, out, self.budget())
     }
 
     /// Runs the net on `x` in one piece.
-    fn run(&self, x: &Tensor) -> Result<Tensor, GpuError> {
+    fn run_piece(&self, x: &Tensor) -> Result<Tensor, GpuError> {
         let ctx = &self.ctx;
         ctx.check()?;
         let shapes = self.shapes(x.h, x.w);
@@ -513,7 +478,7 @@ impl GpuNet {
     /// buffer, which only a one-op net leaves intact, but the kernels' time does not depend on
     /// the values.
     pub fn device_time(&self, x: &Tensor, repeats: usize) -> Result<Duration, GpuError> {
-        if !self.fits(x.h, x.w) {
+        if !self.fits_device(x.h, x.w) {
             return Err(GpuError::Unsupported(format!(
                 "{}: device_time needs an input that runs untiled",
                 self.name
@@ -710,15 +675,41 @@ impl GpuNet {
     }
 }
 
-/// Copies the window `[y0, y1) x [x0, x1)` of every channel.
-fn window(x: &Tensor, y0: usize, y1: usize, x0: usize, x1: usize) -> Tensor {
-    let (h, w) = (y1 - y0, x1 - x0);
-    let mut data = Vec::with_capacity(x.c * h * w);
-    for c in 0..x.c {
-        let plane = x.channel(c);
-        for row in y0..y1 {
-            data.extend_from_slice(&plane[row * x.w + x0..row * x.w + x1]);
+/// The GPU's own limits decide the tiles (the CPU's memory budget does not apply).
+impl PreparedNet for GpuNet {
+    type Error = GpuError;
+
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    fn fits(&self, h: usize, w: usize, _budget: u64) -> bool {
+        self.fits_device(h, w)
+    }
+
+    fn run(&self, x: &Tensor) -> Result<Tensor, GpuError> {
+        if x.c != self.cin {
+            return Err(GpuError::Unsupported(format!(
+                "{}: input has {} channels, the net expects {}",
+                self.name, x.c, self.cin
+            )));
+        }
+        self.run_piece(x)
+    }
+
+    /// Reports the largest activation of the smallest tile (one core plus its halos).
+    fn too_large(&self, h: usize, w: usize, _budget: u64) -> GpuError {
+        let g = self.geometry;
+        let side = g.down + 2 * g.halo;
+        let (c, th, tw) = self
+            .shapes(side.min(h), side.min(w))
+            .into_iter()
+            .max_by_key(|s| s.0 * s.1 * s.2)
+            .unwrap_or((0, 0, 0));
+        GpuError::TooLarge {
+            what: format!("{}: a {c}x{th}x{tw} activation", self.name),
+            needed: (c * th * tw * 4) as u64,
+            limit: self.budget(),
         }
     }
-    Tensor::from_vec(x.c, h, w, data)
 }

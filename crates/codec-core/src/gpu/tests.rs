@@ -7,11 +7,11 @@
 use crate::test_rng::Rng;
 use std::sync::{Arc, OnceLock};
 
-use super::tiling::{self, Geometry};
 use super::{GpuContext, GpuError, GpuNet};
 use crate::cpu::{CpuNet, Math};
 use crate::model::graph::{Conv, Layer, Net};
 use crate::tensor::Tensor;
+use crate::tiling::{self, Geometry};
 
 /// The test device: any usable adapter, software ones included (CI runs on lavapipe).
 pub(crate) fn gpu() -> Option<Arc<GpuContext>> {
@@ -309,7 +309,7 @@ fn tiled_equals_untiled() {
         tiled_net.set_tile_budget(budget);
         let tiles = {
             let g = Geometry::of(&net);
-            let core = tiling::core_size(x.h, x.w, g, |h, w| tiled_net.fits(h, w)).unwrap();
+            let core = tiling::core_size(x.h, x.w, g, |h, w| tiled_net.fits_device(h, w)).unwrap();
             tiling::tiles(x.h, x.w, core, g).len()
         };
         assert!(tiles >= 4, "{}: only {tiles} tiles", net.name);
@@ -374,14 +374,14 @@ fn a_50_megapixel_image_is_planned_within_the_binding_limit() {
     let gnet = GpuNet::prepare(&ctx, &net).unwrap();
     let (h, w) = (8660, 5773);
     assert!(
-        !gnet.fits(h, w),
+        !gnet.fits_device(h, w),
         "a 50 Mpx activation cannot fit one binding"
     );
     let g = Geometry::of(&net);
-    let core = tiling::core_size(h, w, g, |h, w| gnet.fits(h, w)).unwrap();
+    let core = tiling::core_size(h, w, g, |h, w| gnet.fits_device(h, w)).unwrap();
     let tiles = tiling::tiles(h, w, core, g);
     for t in &tiles {
-        assert!(gnet.fits(t.y1 - t.y0, t.x1 - t.x0));
+        assert!(gnet.fits_device(t.y1 - t.y0, t.x1 - t.x0));
     }
     eprintln!(
         "50 Mpx: {} tiles of core {core} under a {} byte budget",

@@ -38,12 +38,24 @@ pub enum Layer {
     LeakyRelu { slope: f32 },
 }
 
+/// The output size of a convolution of `stride` on an `h x w` input: `ceil(in / stride)`, or
+/// `stride * in` when transposed. The one statement of that rule; both backends call it.
+pub fn conv_out_hw(stride: usize, transposed: bool, h: usize, w: usize) -> (usize, usize) {
+    if transposed {
+        (h * stride, w * stride)
+    } else {
+        (h.div_ceil(stride), w.div_ceil(stride))
+    }
+}
+
 impl Layer {
     /// Output shape `(c, h, w)` for an input of shape `(c, h, w)`.
     pub fn output_shape(&self, (c, h, w): (usize, usize, usize)) -> (usize, usize, usize) {
         match self {
-            Layer::Conv(c) if c.transposed => (c.cout, h * c.stride, w * c.stride),
-            Layer::Conv(c) => (c.cout, h.div_ceil(c.stride), w.div_ceil(c.stride)),
+            Layer::Conv(conv) => {
+                let (oh, ow) = conv_out_hw(conv.stride, conv.transposed, h, w);
+                (conv.cout, oh, ow)
+            }
             Layer::Gdn { .. } | Layer::LeakyRelu { .. } => (c, h, w),
         }
     }
@@ -69,6 +81,42 @@ pub struct Net {
 }
 
 impl Net {
+    /// The net without its weights: what the shape rules ([`Net::output_shape`],
+    /// [`Net::peak_values`], the tiler's geometry) read, kept by a backend that repacked the weights.
+    pub fn plan(&self) -> Net {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l {
+                Layer::Conv(c) => Layer::Conv(Conv {
+                    weight: Vec::new(),
+                    bias: None,
+                    ..*c
+                }),
+                Layer::Gdn { c, inverse, .. } => Layer::Gdn {
+                    c: *c,
+                    inverse: *inverse,
+                    beta: Vec::new(),
+                    gamma: Vec::new(),
+                },
+                Layer::LeakyRelu { slope } => Layer::LeakyRelu { slope: *slope },
+            })
+            .collect();
+        Net {
+            name: self.name.clone(),
+            layers,
+        }
+    }
+
+    /// The number of input channels, if the net starts with a layer that has one.
+    pub fn input_channels(&self) -> Option<usize> {
+        match self.layers.first()? {
+            Layer::Conv(c) => Some(c.cin),
+            Layer::Gdn { c, .. } => Some(*c),
+            Layer::LeakyRelu { .. } => None,
+        }
+    }
+
     /// Output shape of the whole net for an input shape.
     pub fn output_shape(&self, shape: (usize, usize, usize)) -> (usize, usize, usize) {
         self.layers.iter().fold(shape, |s, l| l.output_shape(s))
