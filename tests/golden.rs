@@ -63,7 +63,7 @@ fn check(arch: &str) {
     let packed = codec_core::container::Packed::from_bytes(&bytes).expect("parse");
     let dec = f
         .codec
-        .decode_latents(&packed, f.level, &Limits::default())
+        .decode_latents(&packed, &Limits::default())
         .expect("decode");
     let (y_hat, x_shape) = (dec.y_hat, dec.x_shape);
     let (d, at) = max_abs_diff(&y_hat.data, &f.f32s("y_hat"));

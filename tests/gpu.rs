@@ -154,7 +154,7 @@ fn files_cross_backends_with_identical_symbols() {
                 let mut images = Vec::new();
                 for (dec_name, dec) in &codecs {
                     let what = format!("{}-{level}: {enc_name} -> {dec_name}", entry.family);
-                    let d = dec.decode_latents(&packed, level, &limits).expect("decode");
+                    let d = dec.decode_latents(&packed, &limits).expect("decode");
                     assert_eq!(d.y_symbols, lat.y_symbols, "{what}: y symbols desync");
                     assert_eq!(d.z_symbols, lat.z_symbols, "{what}: z symbols desync");
                     assert_eq!(d.scale_indexes, lat.scale_indexes, "{what}: scale indexes");
@@ -258,12 +258,8 @@ fn tiled_codec_writes_the_same_file_as_untiled() {
             entry.family
         );
         let packed = Packed::from_bytes(&fa).expect("parse");
-        let da = a
-            .decompress_packed(&packed, 1, &limits)
-            .expect("decompress");
-        let db = b
-            .decompress_packed(&packed, 1, &limits)
-            .expect("decompress");
+        let da = a.decompress_packed(&packed, &limits).expect("decompress");
+        let db = b.decompress_packed(&packed, &limits).expect("decompress");
         assert_eq!(da, db, "{}: tiled g_s differs", entry.family);
         let notes = [a.take_notes(), b.take_notes()];
         assert!(
@@ -289,7 +285,7 @@ fn fifty_megapixels_compress_and_decompress() {
     let bytes = codec.compress(&image, 1, &limits).expect("compress");
     let packed = Packed::from_bytes(&bytes).expect("parse");
     let out = codec
-        .decompress_packed(&packed, 1, &limits)
+        .decompress_packed(&packed, &limits)
         .expect("decompress");
     assert_eq!((out.width, out.height), (image.width, image.height));
     assert!(codec.take_notes().is_empty(), "fell back to the CPU");

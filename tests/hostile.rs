@@ -266,3 +266,61 @@ fn memory_needed_of_the_shipped_models() {
         assert!(need[2] as f64 <= need[1] as f64 * 2.8, "{need:?}");
     }
 }
+
+/// Misuse of the library is a typed error, never a panic: wrong-length images and tensors, a
+/// latent of the wrong shape, level 0, a synthesis larger than `y_hat` gives, and a file of
+/// another family (each of which used to panic or decode garbage).
+#[test]
+fn api_misuse_is_a_typed_error() {
+    use codec_core::tensor::Tensor;
+    use codec_core::RgbImage;
+    let argument = |r: Result<_, Error>| matches!(r, Err(Error::Argument(_)));
+    assert!(argument(RgbImage::new(4, 3, vec![0; 35]).map(|_| ())));
+    assert!(RgbImage::new(4, 3, vec![0; 36]).is_ok());
+    assert!(argument(
+        RgbImage::new(usize::MAX, 2, Vec::new()).map(|_| ())
+    ));
+    assert!(argument(Tensor::new(2, 3, 4, vec![0.0; 23]).map(|_| ())));
+    assert!(argument(
+        Tensor::new(usize::MAX, usize::MAX, 2, Vec::new()).map(|_| ())
+    ));
+    let fixtures: Vec<Fixture> = ARCHITECTURES.iter().map(|a| Fixture::load(a)).collect();
+    let limits = Limits::default();
+    for f in &fixtures {
+        let bad = RgbImage {
+            width: 10,
+            height: 10,
+            data: vec![0; 299],
+        };
+        assert!(argument(f.codec.compress(&bad, 1, &limits).map(|_| ())));
+        let lat = f
+            .codec
+            .analyze(&f.image, f.level, &limits)
+            .expect("analyze");
+        let mut zero = lat.clone();
+        zero.level = 0;
+        assert!(matches!(
+            f.codec.encode(&zero),
+            Err(Error::Model(ModelError::BadLevel { .. }))
+        ));
+        let mut short = lat.clone();
+        short.y_symbols.pop();
+        assert!(argument(f.codec.encode(&short).map(|_| ())));
+        let y_hat = f.codec.y_hat(&lat).expect("y_hat");
+        let too_big = [lat.x_shape[0] + 64, lat.x_shape[1]];
+        assert!(argument(f.codec.synthesize(&y_hat, too_big).map(|_| ())));
+        let wrong_c = Tensor::new(1, y_hat.h, y_hat.w, vec![0.0; y_hat.h * y_hat.w]).expect("t");
+        assert!(argument(
+            f.codec.synthesize(&wrong_c, lat.x_shape).map(|_| ())
+        ));
+        // A file of another family, handed to this codec.
+        for other in fixtures
+            .iter()
+            .filter(|o| o.codec.family().name != f.codec.family().name)
+        {
+            let packed = Packed::from_bytes(&compressed(other)).expect("parse");
+            let r = f.codec.decompress_packed(&packed, &limits);
+            assert!(matches!(r, Err(Error::WrongModel { .. })), "{r:?}");
+        }
+    }
+}

@@ -15,10 +15,7 @@ fn every_level_of_every_family_round_trips() {
             let bytes = f.codec.encode(&lat).expect("encode");
             let packed = Packed::from_bytes(&bytes).expect("parse");
             assert_eq!(packed.model, f.codec.model_name(level));
-            let dec = f
-                .codec
-                .decode_latents(&packed, level, &limits)
-                .expect("decode");
+            let dec = f.codec.decode_latents(&packed, &limits).expect("decode");
             assert_eq!(dec.y_symbols, lat.y_symbols, "{arch}-{level}: y symbols");
             assert_eq!(dec.z_symbols, lat.z_symbols, "{arch}-{level}: z symbols");
             assert_eq!(
@@ -121,7 +118,7 @@ fn rate_parameter_round_trips() {
         let packed = Packed::from_bytes(&bytes).expect("parse");
         assert_eq!(packed.model, family);
         assert_eq!(packed.rd_parameter, Some(rd));
-        let dec = f.codec.decode_latents(&packed, 0, &limits).expect("decode");
+        let dec = f.codec.decode_latents(&packed, &limits).expect("decode");
         assert_eq!(dec.y_symbols, lat.y_symbols, "rd {rd}");
         assert_eq!(dec.z_symbols, lat.z_symbols, "rd {rd}");
         let y_hat = f.codec.y_hat(&lat).expect("y_hat");

@@ -75,11 +75,11 @@ fn encoder_changes_keep_the_id_decoder_changes_refuse_with_the_version() {
     let limits = Limits::default();
     let bytes = orig.compress(&img, 2, &limits).unwrap();
     let packed = codec_core::container::Packed::from_bytes(&bytes).unwrap();
-    let want = orig.decompress_packed(&packed, 2, &limits).unwrap();
+    let want = orig.decompress_packed(&packed, &limits).unwrap();
     // A new encoder: the old file decodes to the same image.
-    assert_eq!(enc.decompress_packed(&packed, 2, &limits).unwrap(), want);
+    assert_eq!(enc.decompress_packed(&packed, &limits).unwrap(), want);
     // A new decoder: refused, naming the version the file needs.
-    let err = dec.decompress_packed(&packed, 2, &limits).unwrap_err();
+    let err = dec.decompress_packed(&packed, &limits).unwrap_err();
     assert!(matches!(err, Error::WeightsMismatch { .. }));
     let msg = err.to_string();
     assert!(
@@ -89,7 +89,7 @@ fn encoder_changes_keep_the_id_decoder_changes_refuse_with_the_version() {
     // Files written before decoder ids carry the file digest: still accepted for the same file.
     let mut legacy = packed.clone();
     legacy.weights_id = Some(orig.family().file_id.clone());
-    assert_eq!(orig.decompress_packed(&legacy, 2, &limits).unwrap(), want);
+    assert_eq!(orig.decompress_packed(&legacy, &limits).unwrap(), want);
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 

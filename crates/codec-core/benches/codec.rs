@@ -101,7 +101,7 @@ fn main() -> Result<(), String> {
             codec.compress(&image, level, &limits)
         });
         let decompress_ms = median_ms(args.warmup, args.runs, || {
-            codec.decompress_packed(&packed, level, &limits)
+            codec.decompress_packed(&packed, &limits)
         });
         if let Some(note) = codec.take_notes().first() {
             return Err(format!("{}: {note}", entry.family));

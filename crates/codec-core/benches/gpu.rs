@@ -210,7 +210,7 @@ fn main() -> Result<(), String> {
             name: name.into(),
             layers,
         };
-        let x = Tensor::from_vec(c, h, w, values(c * h * w, 4, 1.0));
+        let x = Tensor::new(c, h, w, values(c * h * w, 4, 1.0)).expect("shape");
         let cpu = CpuNet::prepare(&net, Math::Fast);
         let gpu = GpuNet::prepare(&ctx, &net).map_err(|e| e.to_string())?;
         let gpu_f32 = GpuNet::prepare_f32(&ctx, &net).map_err(|e| e.to_string())?;
@@ -293,7 +293,7 @@ fn main() -> Result<(), String> {
                     codec.compress(&image, level, &limits)
                 });
                 let d_ms = median_ms(args.warmup, args.runs, || {
-                    codec.decompress_packed(&packed, level, &limits)
+                    codec.decompress_packed(&packed, &limits)
                 });
                 if !codec.take_notes().is_empty() {
                     return Err(format!("{}: the GPU fell back to the CPU", entry.family));

@@ -175,7 +175,7 @@ fn bench_ops(c: &mut Criterion) {
             continue;
         }
         let cpu = CpuNet::prepare(&net, math);
-        let x = Tensor::from_vec(ch, h, w, values(ch * h * w, 5, 1.0));
+        let x = Tensor::new(ch, h, w, values(ch * h * w, 5, 1.0)).expect("shape");
         let macs = net.macs((ch, h, w));
         // A lone GDN runs in place on an owned input: time it without the copy of its input.
         let in_place = matches!(net.layers.as_slice(), [Layer::Gdn { .. }]);

@@ -40,6 +40,12 @@ pub enum Error {
     },
     #[error("invalid .tfci file: {0}")]
     Shape(String),
+    #[error("the file was made with {file:?}, not with this codec's {codec} (load the family the file names)")]
+    WrongModel { file: String, codec: String },
+    #[error("invalid model: {0}")]
+    BadModel(String),
+    #[error("invalid argument: {0}")]
+    Argument(String),
     #[error(
         "{family} has one entropy model per level, so it codes at levels only, not at a \
          continuous rate parameter"

@@ -1,5 +1,6 @@
 //! 8-bit RGB pixels in and out of the codec; file formats are the binaries' business.
 
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// An interleaved 8-bit RGB image, row-major.
@@ -12,6 +13,36 @@ pub struct RgbImage {
 }
 
 impl RgbImage {
+    /// An image of `width x height` pixels from `height * width * 3` bytes, or
+    /// [`Error::Argument`] when the length differs.
+    pub fn new(width: usize, height: usize, data: Vec<u8>) -> Result<Self> {
+        let image = Self {
+            width,
+            height,
+            data,
+        };
+        image.check()?;
+        Ok(image)
+    }
+
+    /// Whether `data` holds `height * width * 3` bytes (the fields are public).
+    pub fn check(&self) -> Result<()> {
+        let expected = self
+            .width
+            .checked_mul(self.height)
+            .and_then(|p| p.checked_mul(3));
+        if expected != Some(self.data.len()) {
+            return Err(Error::Argument(format!(
+                "a {}x{} RGB image needs {} bytes, got {}",
+                self.width,
+                self.height,
+                expected.map_or("more than usize".into(), |e| e.to_string()),
+                self.data.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// The image as a `3 x H x W` tensor in `[0, 1]` (8-bit value / 255, as TFC and CompressAI).
     pub fn to_tensor(&self) -> Tensor {
         let plane = self.width * self.height;

@@ -9,6 +9,22 @@
 //!   default `gpu` feature;
 //! - [`entropy`]: the only user of constriction;
 //! - [`container`]: the only code that knows the `.tfci` bytes.
+//!
+//! Compress an image with an installed model and decompress the file (CPU backend):
+//! ```
+//! use codec_core::{codec, model::Registry, Codec, Limits, RgbImage};
+//! # let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+//! let registry = Registry::open(&models)?; // a folder with manifest.json and the model files
+//! let (entry, level) = registry.resolve("b2018-gdn-128-4")?;
+//! let codec = Codec::new(registry.load(entry)?)?;
+//! let image = RgbImage::new(64, 48, vec![128; 64 * 48 * 3])?;
+//! let bytes = codec.compress(&image, level, &Limits::default())?; // a .tfci file
+//! // The file names its model: decompress finds and loads it.
+//! let (decoded, model) = codec::decompress(&registry, &bytes, &Limits::default())?;
+//! assert_eq!((decoded.width, decoded.height), (64, 48));
+//! assert_eq!(model, "b2018-gdn-128-4");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod backend;
 pub mod codec;

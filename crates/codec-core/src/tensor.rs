@@ -23,8 +23,24 @@ impl Tensor {
         }
     }
 
+    /// Wraps `data`, or [`crate::Error::Argument`] unless it holds exactly `c * h * w` values.
+    pub fn new(c: usize, h: usize, w: usize, data: Vec<f32>) -> crate::Result<Self> {
+        let expected = c.checked_mul(h).and_then(|v| v.checked_mul(w));
+        if expected != Some(data.len()) {
+            return Err(crate::Error::Argument(format!(
+                "a {c}x{h}x{w} tensor needs {} values, got {}",
+                expected.map_or("more than usize".into(), |e| e.to_string()),
+                data.len()
+            )));
+        }
+        Ok(Self { c, h, w, data })
+    }
+
     /// Wraps `data`, which must hold exactly `c * h * w` values.
-    pub fn from_vec(c: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
+    ///
+    /// # Panics
+    /// When it does not (internal use; [`Tensor::new`] checks).
+    pub(crate) fn from_vec(c: usize, h: usize, w: usize, data: Vec<f32>) -> Self {
         assert_eq!(
             data.len(),
             c * h * w,

@@ -116,7 +116,7 @@ fn decompress_one(
     let bytes = tfci_cli::read_input(&job.input)?;
     let name = || job.input.to_string();
     let packed = Packed::from_bytes(&bytes).with_context(name)?;
-    let (entry, level) = codec_core::codec::resolve_packed(registry, &packed).with_context(name)?;
+    let (entry, _) = codec_core::codec::resolve_packed(registry, &packed).with_context(name)?;
     let codec = match decoders.codecs.entry(entry.family.clone()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
@@ -124,7 +124,7 @@ fn decompress_one(
         }
     };
     let image = codec
-        .decompress_packed(&packed, level, limits)
+        .decompress_packed(&packed, limits)
         .with_context(|| format!("failed decoding {}", job.input));
     tfci_cli::print_notes(codec, reporter);
     let image = image?;

@@ -155,7 +155,7 @@ pub fn check(codec: &Codec, level: u32) -> Result<Vec<(String, f64, f64)>> {
     let limits = Limits::default();
     let bytes = codec.compress(&img, level, &limits)?;
     let packed = codec_core::container::Packed::from_bytes(&bytes)?;
-    let decoded = codec.decompress_packed(&packed, level, &limits)?;
+    let decoded = codec.decompress_packed(&packed, &limits)?;
     let jpeg = jpeg::decode(&jpeg::encode(&img, JPEG_QUALITY)?)?;
     Ok(patches
         .iter()

@@ -407,8 +407,7 @@ fn evaluate(
                     let bytes = codec.compress(img, *level, &limits)?;
                     let enc = t0.elapsed();
                     let t0 = Instant::now();
-                    let dec =
-                        codec.decompress_packed(&Packed::from_bytes(&bytes)?, *level, &limits)?;
+                    let dec = codec.decompress_packed(&Packed::from_bytes(&bytes)?, &limits)?;
                     Ok((bytes.len() as u64, dec, enc, t0.elapsed()))
                 })(),
                 Coder::External {

@@ -127,8 +127,6 @@ fn array_of<'py>(py: Python<'py>, image: RgbImage) -> PyResult<Bound<'py, PyArra
 #[pyclass(frozen, module = "tfci")]
 struct Codec {
     codec: codec_core::Codec,
-    /// Where the model came from: a file's model name resolves against it as in `tfci-dec`.
-    registry: Registry,
     /// The level the model name named, if it named one.
     level: Option<u32>,
     limits: Limits,
@@ -210,8 +208,7 @@ impl Codec {
         let image = py
             .detach(|| {
                 let packed = Packed::from_bytes(data).map_err(codec_core::Error::from)?;
-                let level = self.level_of(&packed)?;
-                Ok(self.codec.decompress_packed(&packed, level, &self.limits)?)
+                Ok(self.codec.decompress_packed(&packed, &self.limits)?)
             })
             .map_err(|e: anyhow::Error| py_err(e.context("failed decoding the data")))?;
         array_of(py, image)
@@ -235,7 +232,6 @@ impl Codec {
         let codec = codec_core::Codec::with_backend(family, backend)?;
         Ok(Self {
             codec,
-            registry,
             level,
             limits,
         })
@@ -251,19 +247,6 @@ impl Codec {
         let found = rate::compress(&self.codec, image, mode, &self.limits)
             .context("failed compressing the image")?;
         Ok(found.bytes)
-    }
-
-    /// The level a file of this family was coded at (as `tfci-dec` resolves it); a file of
-    /// another family is refused.
-    fn level_of(&self, packed: &Packed) -> anyhow::Result<u32> {
-        let (entry, level) = codec_core::codec::resolve_packed(&self.registry, packed)?;
-        let family = &self.codec.family().name;
-        anyhow::ensure!(
-            entry.family == *family,
-            "the data was made by {}, this Codec holds {family} (tfci.decompress finds the model itself)",
-            packed.model
-        );
-        Ok(level)
     }
 }
 

@@ -118,7 +118,7 @@ def test_errors_carry_the_cli_messages(photo, tmp_path):
     with pytest.raises(tfci.TfciError, match="memory limit"):
         tfci.compress(photo, "b2018-gdn-128-1", model_dir=MODELS, max_memory=1024)
     other = tfci.Codec("b2018-gdn-128", model_dir=MODELS)
-    with pytest.raises(tfci.TfciError, match="this Codec holds b2018-gdn-128"):
+    with pytest.raises(tfci.TfciError, match="not with this codec's b2018-gdn-128"):
         other.decompress(tfci.compress(photo, "mbt2018-mean-msssim-2", model_dir=MODELS))
     with pytest.raises(ValueError, match="effort 2"):
         tfci.compress(photo, "b2018-gdn-128-1", effort=2, model_dir=MODELS)

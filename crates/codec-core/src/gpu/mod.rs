@@ -15,6 +15,7 @@
 
 mod context;
 mod kernels;
+mod layout;
 mod net;
 #[cfg(test)]
 mod tests;

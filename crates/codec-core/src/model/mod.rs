@@ -69,6 +69,12 @@ pub enum ModelError {
     Metadata { key: String, reason: String },
 }
 
+/// `FAMILY-LEVEL` as the family and the level (any number; the range is the family's to check).
+pub fn split_level(name: &str) -> Option<(&str, u32)> {
+    let (family, level) = name.rsplit_once('-')?;
+    Some((family, level.parse().ok()?))
+}
+
 fn suggest(s: &[String]) -> String {
     if s.is_empty() {
         String::new()
@@ -113,8 +119,8 @@ impl Registry {
 
     /// Splits a model name into its family entry and level (1-based).
     pub fn resolve(&self, name: &str) -> Result<(&FamilyEntry, u32), ModelError> {
-        if let Some((family, level)) = name.rsplit_once('-') {
-            if let (Some(entry), Ok(level)) = (self.family(family), level.parse::<u32>()) {
+        if let Some((family, level)) = split_level(name) {
+            if let Some(entry) = self.family(family) {
                 if level == 0 || level > entry.levels {
                     return Err(ModelError::BadLevel {
                         family: family.into(),

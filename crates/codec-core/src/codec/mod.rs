@@ -9,76 +9,23 @@
 use crate::backend::Backend;
 use crate::container::{Packed, Value};
 use crate::cpu::{CpuNet, Math};
-use crate::entropy::{self, CdfTables, RowMap};
+use crate::entropy::{self, RowMap};
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::model::graph::{Conv, Layer, Net};
-use crate::model::{Architecture, CdfRows, Family, Tables};
+use crate::model::{Architecture, Family, Tables};
 use crate::tensor::Tensor;
-use crate::tiling::Geometry;
 use crate::transform::{Notes, Transform};
 
-/// CompressAI's lower bound on Gaussian scales (`GaussianConditional(scale_bound=0.11)`).
-pub const SCALE_BOUND: f32 = 0.11;
+mod files;
+mod latent;
+mod limits;
+mod prior;
 
-/// Size limits checked before any allocation sized from a header or an image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    pub max_width: usize,
-    pub max_height: usize,
-    pub max_pixels: usize,
-    /// Bytes the transforms may hold at once on the CPU backend (see [`Codec::memory_needed`]);
-    /// a tiny file must not be able to claim gigabytes.
-    pub max_memory: u64,
-}
-
-/// The default [`Limits::max_memory`]: 4 GiB, which a laptop survives; a 24-megapixel photo fits
-/// with every shipped model (`tests/hostile.rs` prints the estimates).
-pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
-
-/// Activation bytes a CPU transform holds at once before it works in tiles: every Kodak image and
-/// most photos up to about 2 Mpx run in one piece, larger ones in tiles of this size, so memory
-/// grows only with the image and its latents (see [`Codec::memory_needed`]).
-pub const CPU_TILE_BUDGET: u64 = 256 << 20;
-
-impl Default for Limits {
-    /// 65535 per side (TFC stores int32 shapes; PNG allows more, memory does not), 64 Mpx and
-    /// [`DEFAULT_MAX_MEMORY`].
-    fn default() -> Self {
-        Self {
-            max_width: 65_535,
-            max_height: 65_535,
-            max_pixels: 1 << 26,
-            max_memory: DEFAULT_MAX_MEMORY,
-        }
-    }
-}
-
-impl Limits {
-    /// Checks an image size (also a size read from a file header).
-    pub fn check(&self, width: u64, height: u64) -> Result<()> {
-        let err = |reason: String| {
-            Err(Error::ImageSize {
-                width,
-                height,
-                reason,
-            })
-        };
-        if width == 0 || height == 0 {
-            return err("empty image".into());
-        }
-        if width > self.max_width as u64 || height > self.max_height as u64 {
-            return err(format!(
-                "larger than the limit of {}x{}",
-                self.max_width, self.max_height
-            ));
-        }
-        if width.saturating_mul(height) > self.max_pixels as u64 {
-            return err(format!("more than the limit of {} pixels", self.max_pixels));
-        }
-        Ok(())
-    }
-}
+pub use files::{decompress, decompress_with, resolve_packed};
+use latent::{dequantize, quantize, scale_channels};
+pub use latent::{scale_indexes, SCALE_BOUND};
+pub use limits::{Limits, CPU_TILE_BUDGET, DEFAULT_MAX_MEMORY};
+use prior::{cdf_tables, split_h_s, Hyper, Prior};
 
 /// What the encoder computed for one image, named as in the papers and the golden fixtures.
 #[derive(Clone, Debug)]
@@ -115,22 +62,6 @@ pub struct Decoded {
     pub y_hat: Tensor,
 }
 
-/// The hyperprior half of `mbt2018-mean`.
-#[derive(Debug)]
-struct Hyper {
-    h_a: Transform,
-    /// `h_s` without its last conv (Exact).
-    h_s_body: CpuNet,
-    /// The scale rows `[0, M)` of `h_s`'s last conv (Exact).
-    h_s_scales: CpuNet,
-    /// The mean rows `[M, 2M)` of `h_s`'s last conv (Fast).
-    h_s_means: Transform,
-    z_tables: CdfTables,
-    z_medians: Vec<f32>,
-    y_tables: CdfTables,
-    scale_table: Vec<f32>,
-}
-
 /// A loaded family, ready to code images at any of its levels.
 #[derive(Debug)]
 pub struct Codec {
@@ -141,18 +72,6 @@ pub struct Codec {
     backend: Backend,
     /// Fallbacks from the GPU to the CPU since the last [`Codec::take_notes`].
     notes: Notes,
-}
-
-/// The entropy model of `y`.
-#[derive(Debug)]
-enum Prior {
-    /// Per-level EntropyBottleneck tables (rows `(level - 1) * M + c`) and their medians.
-    Factorized {
-        tables: CdfTables,
-        medians: Vec<f32>,
-    },
-    /// Mean-scale hyperprior.
-    Hyper(Box<Hyper>),
 }
 
 impl Codec {
@@ -175,7 +94,7 @@ impl Codec {
             Tables::Hyperprior { z_eb, y_gc } => {
                 let (h_a, h_s) = match (&family.h_a, &family.h_s) {
                     (Some(a), Some(s)) => (a, s),
-                    _ => return Err(Error::Shape("hyperprior model without h_a/h_s".into())),
+                    _ => return Err(Error::BadModel("hyperprior model without h_a/h_s".into())),
                 };
                 let (body, scales, means) = split_h_s(h_s, family.m)?;
                 let hyper = Hyper {
@@ -294,90 +213,6 @@ impl Codec {
         }
     }
 
-    /// The nets that run on whole images (`g_a`, `g_s`) and on latents (`h_a`, `h_s`).
-    fn nets(&self) -> impl Iterator<Item = &Net> {
-        let f = &self.family;
-        [Some(&f.g_a), Some(&f.g_s), f.h_a.as_ref(), f.h_s.as_ref()]
-            .into_iter()
-            .flatten()
-    }
-
-    /// Bytes that grow with the image whatever the tiles: the image in and out as 8-bit pixels,
-    /// and the latents with their symbols, means, scales and indexes (six 4-byte values per
-    /// element of `y`).
-    fn fixed_bytes(&self, width: usize, height: usize) -> u64 {
-        let y = self.family.g_a.output_shape((3, height, width));
-        let y_values = (y.0 as u64) * (y.1 as u64) * (y.2 as u64);
-        24 * y_values + 8 * (width as u64) * (height as u64)
-    }
-
-    /// Activation bytes of the largest layer with whole activations (f32 input and output).
-    fn whole_activation_bytes(&self, width: usize, height: usize) -> u64 {
-        let x = (3, height, width);
-        let y = self.family.g_a.output_shape(x);
-        let mut peak = self
-            .family
-            .g_a
-            .peak_values(x)
-            .max(self.family.g_s.peak_values(y));
-        if let (Some(h_a), Some(h_s)) = (&self.family.h_a, &self.family.h_s) {
-            peak = peak
-                .max(h_a.peak_values(y))
-                .max(h_s.peak_values(h_a.output_shape(y)));
-        }
-        4 * peak
-    }
-
-    /// Activation bytes of the smallest tile any transform can run (one core of its downsampling
-    /// factor plus its halos).
-    fn smallest_tile_bytes(&self) -> u64 {
-        self.nets()
-            .map(|net| {
-                let g = Geometry::of(net);
-                let side = g.down + 2 * g.halo;
-                4 * net.peak_values((net.input_channels().unwrap_or(1), side, side))
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Bytes the CPU backend holds at once to code a `width x height` image: the 8-bit pixels in
-    /// and out, the latents with their symbols, and the transforms' activations, whole up to
-    /// [`CPU_TILE_BUDGET`] and in tiles beyond. Checked against [`Limits::max_memory`] before
-    /// anything is allocated (a smaller budget gives smaller tiles, down to the smallest one);
-    /// the GPU backend tiles by its own limits.
-    pub fn memory_needed(&self, width: usize, height: usize) -> u64 {
-        let act = self.whole_activation_bytes(width, height);
-        self.fixed_bytes(width, height) + act.min(CPU_TILE_BUDGET.max(self.smallest_tile_bytes()))
-    }
-
-    /// [`Limits::check`] and, on the CPU backend, the memory budget: returns the activation bytes
-    /// a CPU transform may hold at once (its tile budget).
-    fn check_size(&self, limits: &Limits, width: usize, height: usize) -> Result<u64> {
-        limits.check(width as u64, height as u64)?;
-        let fixed = self.fixed_bytes(width, height);
-        let least = fixed
-            + self
-                .whole_activation_bytes(width, height)
-                .min(self.smallest_tile_bytes());
-        if !self.backend.is_gpu() && least > limits.max_memory {
-            return Err(Error::ImageSize {
-                width: width as u64,
-                height: height as u64,
-                reason: format!(
-                    "coding it on the CPU needs at least about {}, more than the memory limit of {} \
-                     (raise it with --max-memory or TFCI_MAX_MEMORY)",
-                    bytes_text(least),
-                    bytes_text(limits.max_memory)
-                ),
-            });
-        }
-        Ok(limits
-            .max_memory
-            .saturating_sub(fixed)
-            .min(CPU_TILE_BUDGET.max(self.smallest_tile_bytes())))
-    }
-
     /// Runs the analysis side: `g_a`, the gain, the hyperprior and quantization.
     pub fn analyze(&self, image: &RgbImage, level: u32, limits: &Limits) -> Result<Latents> {
         self.analyze_at(image, level, None, limits)
@@ -396,6 +231,7 @@ impl Codec {
         rd: Option<f32>,
         limits: &Limits,
     ) -> Result<Latents> {
+        image.check()?;
         let budget = self.check_size(limits, image.width, image.height)?;
         let (level, gain, _) = self.gains_for(level, rd)?;
         let y = self.g_a.forward_tensor(image, budget, &self.notes)?;
@@ -458,6 +294,16 @@ impl Codec {
     pub fn encode(&self, latents: &Latents) -> Result<Vec<u8>> {
         let m = self.family.m;
         let y = &latents.y;
+        self.gains_for(latents.level, latents.rd_parameter)?;
+        if y.c != m || latents.y_symbols.len() != y.data.len() {
+            return Err(Error::Argument(format!(
+                "latents: y is {}x{}x{} with {} symbols; this family codes {m} channels, one symbol each",
+                y.c,
+                y.h,
+                y.w,
+                latents.y_symbols.len()
+            )));
+        }
         let shape = |h: usize, w: usize| Value::Int64(vec![h as i64, w as i64]);
         let x_shape = shape(latents.x_shape[0], latents.x_shape[1]);
         let tensors = match &self.prior {
@@ -472,7 +318,7 @@ impl Codec {
                 let (z, z_symbols, indexes) =
                     match (&latents.z, &latents.z_symbols, &latents.scale_indexes) {
                         (Some(z), Some(s), Some(i)) => (z, s, i),
-                        _ => return Err(Error::Shape("hyperprior latents without z".into())),
+                        _ => return Err(Error::Argument("hyperprior latents without z".into())),
                     };
                 let z_string = entropy::encode(
                     z_symbols,
@@ -518,19 +364,31 @@ impl Codec {
         self.encode(&self.analyze_rd(image, rd, limits)?)
     }
 
-    /// Decodes the latents of a parsed container made by this family at `level` (ignored when the
-    /// file carries a rate parameter, which then decides the level and the gains).
-    pub fn decode_latents(&self, packed: &Packed, level: u32, limits: &Limits) -> Result<Decoded> {
-        self.decode_budgeted(packed, level, limits).map(|(d, _)| d)
+    /// Decodes the latents of a parsed container made by this family, at the level its model name
+    /// says (or the rate parameter it carries).
+    pub fn decode_latents(&self, packed: &Packed, limits: &Limits) -> Result<Decoded> {
+        self.decode_budgeted(packed, limits).map(|(d, _)| d)
+    }
+
+    /// The level of a file made by this family: `FAMILY-LEVEL`, or the family alone with a rate
+    /// parameter (level 0: the rate decides); a file of another family is [`Error::WrongModel`].
+    fn level_of(&self, packed: &Packed) -> Result<u32> {
+        let name = &self.family.name;
+        let level = match packed.rd_parameter {
+            Some(_) => (packed.model == *name).then_some(0),
+            None => crate::model::split_level(&packed.model)
+                .filter(|(family, _)| family == name)
+                .map(|(_, level)| level),
+        };
+        level.ok_or_else(|| Error::WrongModel {
+            file: packed.model.clone(),
+            codec: name.clone(),
+        })
     }
 
     /// [`Codec::decode_latents`] and the CPU tile budget for the synthesis.
-    fn decode_budgeted(
-        &self,
-        packed: &Packed,
-        level: u32,
-        limits: &Limits,
-    ) -> Result<(Decoded, u64)> {
+    fn decode_budgeted(&self, packed: &Packed, limits: &Limits) -> Result<(Decoded, u64)> {
+        let level = self.level_of(packed)?;
         match &packed.weights_id {
             // The decoder id, or the whole-file id that files carried before decoder ids.
             Some(id) if *id == self.family.weights_id || *id == self.family.file_id => {}
@@ -609,6 +467,13 @@ impl Codec {
     /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size (whole
     /// activations: for tests and latent dumps; [`Codec::decompress_packed`] tiles).
     pub fn synthesize(&self, y_hat: &Tensor, x_shape: [usize; 2]) -> Result<Tensor> {
+        let (c, h, w) = self.g_s.output_shape((y_hat.c, y_hat.h, y_hat.w));
+        if y_hat.c != self.family.m || x_shape[0] > h || x_shape[1] > w {
+            return Err(Error::Argument(format!(
+                "synthesize: y_hat {}x{}x{} gives a {c}x{h}x{w} image, not {}x{}x{}",
+                y_hat.c, y_hat.h, y_hat.w, 3, x_shape[0], x_shape[1]
+            )));
+        }
         let mut x_hat = self
             .g_s
             .forward_tensor(y_hat, u64::MAX, &self.notes)?
@@ -631,20 +496,15 @@ impl Codec {
                 dequantize(&latents.y_symbols, m, y.h, y.w, |c, i| means.channel(c)[i])
             }
             (Prior::Hyper(_), None) => {
-                return Err(Error::Shape("hyperprior latents without means".into()))
+                return Err(Error::Argument("hyperprior latents without means".into()))
             }
         };
         Ok(scale_channels(&y_hat_g, &gain_inv))
     }
 
-    /// Decompresses a parsed container made by this family at `level`.
-    pub fn decompress_packed(
-        &self,
-        packed: &Packed,
-        level: u32,
-        limits: &Limits,
-    ) -> Result<RgbImage> {
-        let (d, budget) = self.decode_budgeted(packed, level, limits)?;
+    /// Decompresses a parsed container made by this family (at the level its model name says).
+    pub fn decompress_packed(&self, packed: &Packed, limits: &Limits) -> Result<RgbImage> {
+        let (d, budget) = self.decode_budgeted(packed, limits)?;
         // g_s writes its tiles straight into the 8-bit image (an f32 copy of a large image is
         // never held); the synthesis' padding beyond the image is dropped as a crop would.
         let mut image = RgbImage {
@@ -655,174 +515,6 @@ impl Codec {
         self.g_s
             .forward(&d.y_hat, &mut image, budget, &self.notes)?;
         Ok(image)
-    }
-}
-
-/// Parses `.tfci` bytes, loads the family named in them from `registry`, and decodes the image
-/// (on the CPU backend).
-pub fn decompress(
-    registry: &crate::model::Registry,
-    bytes: &[u8],
-    limits: &Limits,
-) -> Result<(RgbImage, String)> {
-    let (image, model, _) = decompress_with(registry, bytes, limits, &Backend::cpu())?;
-    Ok((image, model))
-}
-
-/// [`decompress`] with the transforms on `backend`; also returns the codec's fallback notes.
-pub fn decompress_with(
-    registry: &crate::model::Registry,
-    bytes: &[u8],
-    limits: &Limits,
-    backend: &Backend,
-) -> Result<(RgbImage, String, Vec<String>)> {
-    let packed = Packed::from_bytes(bytes)?;
-    let (entry, level) = resolve_packed(registry, &packed)?;
-    let codec = Codec::with_backend(registry.load(entry)?, backend)?;
-    let image = codec.decompress_packed(&packed, level, limits)?;
-    let notes = codec.take_notes();
-    Ok((image, packed.model, notes))
-}
-
-/// The installed family and level a parsed file names: `FAMILY-LEVEL`, or the family alone when
-/// the file carries a continuous rate parameter (the level then comes from `"RD"`).
-pub fn resolve_packed<'r>(
-    registry: &'r crate::model::Registry,
-    packed: &Packed,
-) -> Result<(&'r crate::model::FamilyEntry, u32)> {
-    Ok(match packed.rd_parameter {
-        Some(_) => (
-            registry
-                .family(&packed.model)
-                .ok_or_else(|| registry.unknown(&packed.model))?,
-            0,
-        ),
-        None => registry.resolve(&packed.model)?,
-    })
-}
-
-/// `1.4 GiB`, `64 MiB` or `1024 bytes`.
-fn bytes_text(b: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    if b >= 1 << 30 {
-        format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
-    } else if b >= MIB {
-        format!("{:.0} MiB", b as f64 / MIB as f64)
-    } else {
-        format!("{b} bytes")
-    }
-}
-
-/// Builds the coder's tables from a model file's rows (validating every row).
-fn cdf_tables(t: &CdfRows) -> Result<CdfTables> {
-    Ok(CdfTables::new(
-        &t.cdf, t.rows, t.row_len, &t.cdf_len, &t.offset,
-    )?)
-}
-
-/// Splits `h_s` into its body and the scale and mean halves of its last conv.
-fn split_h_s(h_s: &Net, m: usize) -> Result<(Net, Net, Net)> {
-    let mut body = h_s.clone();
-    let Some(Layer::Conv(Conv {
-        cin,
-        cout,
-        k,
-        stride,
-        transposed: false,
-        weight,
-        bias,
-    })) = body.layers.pop()
-    else {
-        return Err(Error::Shape("h_s must end with a convolution".into()));
-    };
-    if cout != 2 * m {
-        return Err(Error::Shape(format!(
-            "h_s outputs {cout} channels, expected {}",
-            2 * m
-        )));
-    }
-    let per_out = cin * k * k;
-    let half = |lo: usize, name: &str| Net {
-        name: format!("h_s.{name}"),
-        layers: vec![Layer::Conv(Conv {
-            cin,
-            cout: m,
-            k,
-            stride,
-            transposed: false,
-            weight: weight[lo * per_out..(lo + m) * per_out].to_vec(),
-            bias: bias.as_ref().map(|b| b[lo..lo + m].to_vec()),
-        })],
-    };
-    let scales = half(0, "scales");
-    let means = half(m, "means");
-    body.name = "h_s.body".into();
-    Ok((body, scales, means))
-}
-
-/// Multiplies channel `c` by `g[c]` (the gain vectors).
-fn scale_channels(t: &Tensor, g: &[f32]) -> Tensor {
-    let mut out = t.clone();
-    for (c, &gc) in g.iter().enumerate().take(t.c) {
-        out.channel_mut(c).iter_mut().for_each(|v| *v *= gc);
-    }
-    out
-}
-
-/// `round_half_even(t - center(c, i))` as integers (torch.round semantics).
-fn quantize(t: &Tensor, center: impl Fn(usize, usize) -> f32) -> Vec<i32> {
-    let mut out = Vec::with_capacity(t.data.len());
-    for c in 0..t.c {
-        out.extend(
-            t.channel(c)
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| (v - center(c, i)).round_ties_even() as i32),
-        );
-    }
-    out
-}
-
-/// `symbol + center(c, i)`: the decoder's latent.
-fn dequantize(
-    sym: &[i32],
-    c: usize,
-    h: usize,
-    w: usize,
-    center: impl Fn(usize, usize) -> f32,
-) -> Tensor {
-    let plane = h * w;
-    let data = sym
-        .iter()
-        .enumerate()
-        .map(|(j, &s)| s as f32 + center(j / plane.max(1), j % plane.max(1)))
-        .collect();
-    Tensor::from_vec(c, h, w, data)
-}
-
-/// CompressAI's `build_indexes`: for `s' = max(s, 0.11)`, the smallest `k` with `s' <= table[k]`,
-/// else the last index. Comparisons only, so exact wherever the scales are.
-pub fn scale_indexes(scales: &[f32], table: &[f32]) -> Vec<u32> {
-    let last = table.len().saturating_sub(1);
-    let head = &table[..last];
-    if head.windows(2).all(|w| w[0] < w[1]) {
-        // Sorted (every trained table is): the count of entries >= s is `last` minus the count of
-        // entries < s, a binary search; the same index as the scan below, bit for bit.
-        scales
-            .iter()
-            .map(|&s| {
-                let s = s.max(SCALE_BOUND);
-                head.partition_point(|&t| t < s) as u32
-            })
-            .collect()
-    } else {
-        scales
-            .iter()
-            .map(|&s| {
-                let s = s.max(SCALE_BOUND);
-                (last - head.iter().filter(|&&t| s <= t).count()) as u32
-            })
-            .collect()
     }
 }
 
@@ -840,54 +532,5 @@ fn expect_shape(name: &str, got: [usize; 2], expected: [usize; 2]) -> Result<()>
         Err(Error::Shape(format!(
             "{name} is {got:?}, expected {expected:?} for the image size"
         )))
-    }
-}
-
-#[cfg(test)]
-mod scale_index_tests {
-    use super::*;
-    use crate::test_rng::Rng;
-
-    /// The linear scan the binary search replaced: the reference.
-    fn scan(scales: &[f32], table: &[f32]) -> Vec<u32> {
-        let last = table.len().saturating_sub(1);
-        scales
-            .iter()
-            .map(|&s| {
-                let s = s.max(SCALE_BOUND);
-                (last - table[..last].iter().filter(|&&t| s <= t).count()) as u32
-            })
-            .collect()
-    }
-
-    /// CompressAI's 64-entry table: exp(linspace(ln 0.11, ln 256, 64)).
-    fn table() -> Vec<f32> {
-        let (lo, hi) = (0.11f64.ln(), 256f64.ln());
-        (0..64)
-            .map(|i| (lo + (hi - lo) * i as f64 / 63.0).exp() as f32)
-            .collect()
-    }
-
-    #[test]
-    fn binary_search_gives_the_scan_s_indexes() {
-        let t = table();
-        let mut rng = Rng(7);
-        let mut scales: Vec<f32> = (0..20_000)
-            .map(|_| (rng.unit() as f32 * 14.0 - 5.0).exp())
-            .collect();
-        // Every table entry, its neighbours in f32, the bounds, and NaN / infinities.
-        for &v in &t {
-            scales.extend([
-                v,
-                f32::from_bits(v.to_bits() - 1),
-                f32::from_bits(v.to_bits() + 1),
-            ]);
-        }
-        scales.extend([0.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30]);
-        assert_eq!(scale_indexes(&scales, &t), scan(&scales, &t));
-        // An unsorted table (a hostile model file) takes the scan.
-        let mut bad = t.clone();
-        bad.swap(3, 40);
-        assert_eq!(scale_indexes(&scales, &bad), scan(&scales, &bad));
     }
 }
