@@ -4,11 +4,14 @@
 //! - [`codec`]: the compress/decompress pipelines of the three families;
 //! - [`model`]: registry, manifest and weights loading, layer graphs (runs no ops);
 //! - [`backend`]: which hardware runs the transforms (`auto`, `gpu`, `cpu`);
-//! - [`cpu`]: the reference backend (every op; the deterministic entropy-parameter path);
+//! - `cpu`: the reference backend (every op; the deterministic entropy-parameter path);
 //! - `gpu`: the wgpu backend (WGSL kernels for the transforms; the only user of wgpu), behind the
 //!   default `gpu` feature;
-//! - [`entropy`]: the only user of constriction;
+//! - `entropy`: the only user of constriction;
 //! - [`container`]: the only code that knows the `.tfci` bytes.
+//!
+//! `cpu`, `gpu` and the prepared nets in them are internal: the `internals` feature makes them
+//! public for this repository's benchmarks and tests, with no stability promise.
 //!
 //! Compress an image with an installed model and decompress the file (CPU backend):
 //! ```
@@ -29,11 +32,16 @@
 pub mod backend;
 pub mod codec;
 pub mod container;
+#[cfg(feature = "internals")]
 pub mod cpu;
-pub mod entropy;
+#[cfg(not(feature = "internals"))]
+mod cpu;
+mod entropy;
 mod error;
-#[cfg(feature = "gpu")]
+#[cfg(all(feature = "gpu", feature = "internals"))]
 pub mod gpu;
+#[cfg(all(feature = "gpu", not(feature = "internals")))]
+mod gpu;
 pub mod image;
 pub mod model;
 pub mod tensor;
@@ -44,5 +52,9 @@ mod transform;
 
 pub use backend::{Backend, BackendKind, BackendOptions};
 pub use codec::{Codec, Decoded, Latents, Limits, CPU_TILE_BUDGET, DEFAULT_MAX_MEMORY};
+pub use cpu::OverBudget;
+pub use entropy::EntropyError;
 pub use error::{Error, Result};
+#[cfg(feature = "gpu")]
+pub use gpu::{AdapterInfo, GpuError};
 pub use image::RgbImage;

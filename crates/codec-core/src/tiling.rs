@@ -152,7 +152,7 @@ pub(crate) fn forward<N: PreparedNet>(
 }
 
 /// [`forward`] into a new tensor of the net's output shape `out`.
-#[cfg(any(feature = "gpu", test))]
+#[cfg(any(all(feature = "gpu", feature = "internals"), test))]
 pub(crate) fn forward_tensor<N: PreparedNet>(
     net: &N,
     src: &impl Source,

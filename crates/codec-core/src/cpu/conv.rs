@@ -415,6 +415,7 @@ impl CpuLayer {
     }
 
     /// Runs the layer on `x`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn forward(&self, x: &Tensor, math: Math) -> Tensor {
         match self {
             CpuLayer::Conv(c) => c.forward(x, math),
@@ -466,6 +467,7 @@ impl CpuNet {
     }
 
     /// The net's name.
+    #[cfg(any(test, feature = "internals"))]
     pub fn name(&self) -> &str {
         &self.plan.name
     }

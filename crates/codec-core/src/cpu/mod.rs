@@ -49,7 +49,9 @@ mod gemm;
 #[cfg(test)]
 mod tests;
 
-pub use conv::{ConvLayer, CpuLayer, CpuNet, GdnLayer, OverBudget};
+#[cfg(any(test, feature = "internals"))]
+pub use conv::{ConvLayer, CpuLayer, GdnLayer};
+pub use conv::{CpuNet, OverBudget};
 
 /// Whether the AVX2 builds of the kernels may run (see `avx2_variant!`).
 fn has_avx2() -> bool {

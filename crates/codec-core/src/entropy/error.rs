@@ -17,7 +17,7 @@ pub enum EntropyError {
         actual: usize,
     },
 
-    /// One row of a CDF table breaks the table contract (see [`super::CdfTables::new`]).
+    /// One row of a CDF table breaks the table contract (docs/tfci-format.md, the CDF tables).
     #[error("cdf table row {row} is invalid: {reason}")]
     InvalidTable { row: usize, reason: String },
 

@@ -77,5 +77,5 @@ mod tests;
 
 pub use error::EntropyError;
 pub use group::RowMap;
-pub use string::{decode, encode, SYMBOLS_PER_GROUP};
-pub use tables::{CdfTables, PRECISION};
+pub use string::{decode, encode};
+pub use tables::CdfTables;

@@ -105,12 +105,14 @@ impl CdfTables {
     }
 
     /// The offset of row `row` (the symbol coded as value 0), `None` if out of range.
+    #[cfg(test)]
     pub fn offset(&self, row: usize) -> Option<i32> {
         self.rows.get(row).map(|r| r.offset)
     }
 
     /// The number of regular values of row `row` (`cdf_len - 2`; value `max_value` is the escape
     /// bin), `None` if out of range.
+    #[cfg(test)]
     pub fn max_value(&self, row: usize) -> Option<u32> {
         self.rows.get(row).map(|r| r.max_value)
     }

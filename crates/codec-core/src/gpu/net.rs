@@ -1,6 +1,7 @@
 //! A net on the GPU: weights uploaded once, activations in two reused ping-pong buffers.
 
 use std::sync::{mpsc, Arc, Mutex};
+#[cfg(any(test, feature = "internals"))]
 use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
@@ -12,7 +13,9 @@ use super::layout::{
 use super::GpuError;
 use crate::model::graph::{Layer, Net};
 use crate::tensor::Tensor;
-use crate::tiling::{self, Geometry, PreparedNet};
+#[cfg(any(test, feature = "internals"))]
+use crate::tiling;
+use crate::tiling::{Geometry, PreparedNet};
 
 /// Default cap on one activation buffer, below the adapter's own limit: two of them are live.
 const DEFAULT_BUDGET: u64 = 256 << 20;
@@ -96,6 +99,7 @@ impl GpuNet {
 
     /// [`GpuNet::prepare`] with every weight in the f32 layout, even where it is an f16 value
     /// (benchmarks and tests compare the two layouts).
+    #[cfg(any(test, feature = "internals"))]
     pub fn prepare_f32(ctx: &Arc<GpuContext>, net: &Net) -> Result<GpuNet, GpuError> {
         Self::prepare_with(ctx, net, false)
     }
@@ -202,6 +206,7 @@ impl GpuNet {
     }
 
     /// Whether every convolution stages f16 weights (true for the shipped models).
+    #[cfg(any(test, feature = "internals"))]
     pub fn f16_weights(&self) -> bool {
         self.ops.iter().all(|op| match op {
             Op::Conv { f16, .. } => *f16,
@@ -216,6 +221,7 @@ impl GpuNet {
 
     /// Caps one activation buffer at `bytes` (never above the adapter's binding limit), which
     /// decides the tile size; tests use it to force many tiles on small images.
+    #[cfg(any(test, feature = "internals"))]
     pub fn set_tile_budget(&mut self, bytes: u64) {
         self.budget = Some(bytes);
     }
@@ -261,6 +267,7 @@ impl GpuNet {
     }
 
     /// Runs the net on `x`, in tiles when the whole input would not fit.
+    #[cfg(any(test, feature = "internals"))]
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, GpuError> {
         if x.c != self.cin {
             return Err(GpuError::Unsupported(format!(
@@ -362,6 +369,7 @@ impl GpuNet {
     /// benchmarks (kernel GMAC/s against the device's peak); every pass re-reads the input
     /// buffer, which only a one-op net leaves intact, but the kernels' time does not depend on
     /// the values.
+    #[cfg(any(test, feature = "internals"))]
     pub fn device_time(&self, x: &Tensor, repeats: usize) -> Result<Duration, GpuError> {
         if !self.fits_device(x.h, x.w) {
             return Err(GpuError::Unsupported(format!(
