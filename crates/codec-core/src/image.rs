@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
+use crate::tiling::{Sink, Source, Tile};
 
 /// An interleaved 8-bit RGB image, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,29 +46,17 @@ impl RgbImage {
 
     /// The image as a `3 x H x W` tensor in `[0, 1]` (8-bit value / 255, as TFC and CompressAI).
     pub fn to_tensor(&self) -> Tensor {
-        let plane = self.width * self.height;
-        let mut data = vec![0.0f32; 3 * plane];
-        for (i, px) in self.data.chunks_exact(3).enumerate() {
-            for (c, &v) in px.iter().enumerate() {
-                data[c * plane + i] = f32::from(v) / 255.0;
-            }
-        }
-        Tensor::from_vec(3, self.height, self.width, data)
+        self.window(&Tile::whole(self.height, self.width))
     }
 
     /// Quantizes a `3 x H x W` tensor: clamp to `[0, 1]`, scale by 255, round half to even.
     pub fn from_tensor(t: &Tensor) -> Self {
-        let plane = t.plane();
-        let mut data = vec![0u8; 3 * plane];
-        for c in 0..3 {
-            for (i, &v) in t.channel(c).iter().enumerate() {
-                data[i * 3 + c] = (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8;
-            }
-        }
-        Self {
+        let mut image = Self {
             width: t.w,
             height: t.h,
-            data,
-        }
+            data: vec![0u8; 3 * t.plane()],
+        };
+        image.keep(t, &Tile::whole(t.h, t.w), (0, 0));
+        image
     }
 }

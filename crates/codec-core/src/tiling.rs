@@ -77,7 +77,7 @@ impl Source for RgbImage {
         (3, self.height, self.width)
     }
 
-    /// 8-bit value / 255, as [`RgbImage::to_tensor`].
+    /// 8-bit value / 255 (as TFC and CompressAI read images).
     fn window(&self, t: &Tile) -> Tensor {
         let (h, w) = (t.y1 - t.y0, t.x1 - t.x0);
         let mut data = vec![0.0f32; 3 * h * w];
@@ -115,8 +115,8 @@ impl Sink for Tensor {
 }
 
 impl Sink for RgbImage {
-    /// Quantizes as [`RgbImage::from_tensor`] (clamp to `[0, 1]`, scale by 255, round half to
-    /// even); output beyond the image (the synthesis' padding) is dropped, as a crop would.
+    /// Quantizes: clamp to `[0, 1]`, scale by 255, round half to even; output beyond the image
+    /// (the synthesis' padding) is dropped, as a crop would.
     fn keep(&mut self, part: &Tensor, t: &Tile, (py, px): (usize, usize)) {
         let (rows, _) = kept(t.oy0, t.oy1, self.height, py);
         let (cols, pc) = kept(t.ox0, t.ox1, self.width, px);
@@ -176,6 +176,11 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    /// Side of the smallest square tile: one core of `down` pixels plus a halo on each side.
+    pub fn smallest_side(&self) -> usize {
+        self.down + 2 * self.halo
+    }
+
     pub fn of(net: &Net) -> Geometry {
         let mut down = 1;
         let mut up = 1;
@@ -218,6 +223,22 @@ pub(crate) struct Tile {
     pub oy1: usize,
     pub ox0: usize,
     pub ox1: usize,
+}
+
+impl Tile {
+    /// The whole `h x w` input of a net that does not scale space.
+    pub(crate) fn whole(h: usize, w: usize) -> Tile {
+        Tile {
+            y0: 0,
+            y1: h,
+            x0: 0,
+            x1: w,
+            oy0: 0,
+            oy1: h,
+            ox0: 0,
+            ox1: w,
+        }
+    }
 }
 
 /// Output coordinate of input coordinate `i` (a multiple of `down`, or the image end).

@@ -106,7 +106,7 @@ impl Codec {
         self.nets()
             .map(|net| {
                 let g = Geometry::of(net);
-                let side = g.down + 2 * g.halo;
+                let side = g.smallest_side();
                 4 * net.peak_values((net.input_channels().unwrap_or(1), side, side))
             })
             .max()

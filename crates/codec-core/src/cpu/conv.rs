@@ -524,7 +524,7 @@ impl PreparedNet for CpuNet {
     }
 
     fn too_large(&self, h: usize, w: usize, budget: u64) -> OverBudget {
-        let side = self.geometry.down + 2 * self.geometry.halo;
+        let side = self.geometry.smallest_side();
         OverBudget {
             net: self.plan.name.clone(),
             needed: self.bytes(side.min(h), side.min(w)),

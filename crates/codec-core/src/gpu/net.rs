@@ -593,7 +593,7 @@ impl PreparedNet for GpuNet {
     /// Reports the largest activation of the smallest tile (one core plus its halos).
     fn too_large(&self, h: usize, w: usize, _budget: u64) -> GpuError {
         let g = self.geometry;
-        let side = g.down + 2 * g.halo;
+        let side = g.smallest_side();
         let (c, th, tw) = self
             .shapes(side.min(h), side.min(w))
             .into_iter()
