@@ -20,7 +20,7 @@ PRECISION = 16
 REQUIRED_METADATA = ("format", "architecture", "family", "N", "M", "levels", "precision",
                      "leaky_relu_slope")
 MANIFEST_KEY_ORDER = ("family", "architecture", "file", "sha256", "levels", "version", "decoder_id",
-                      "versions", "metric", "lambdas", "N", "M", "trained", "training", "kodak")
+                      "versions", "metric", "lambdas", "mse_term", "mse_lambdas", "N", "M", "trained", "training", "kodak")
 # What the decoder reads (crates/codec-core/src/model/decoder_id.rs): the id in every .tfci file.
 DECODER_PREFIXES = ("g_s.", "h_s.", "y_eb.", "z_eb.", "y_gc.")
 DECODER_TENSORS = ("y_gain_inv",)

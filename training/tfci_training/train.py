@@ -432,8 +432,14 @@ def _check_resume_args(args, saved: dict) -> None:
             print(f"note: --{k.replace('_', '-')} {a} differs from the checkpoint's {b}", flush=True)
 
 
-def export_family(tr_state: dict, family: str, export_dir: str, record: dict, note: str) -> dict:
-    """Fresh CPU model from a family state -> update(force, update_quantiles) -> f16 export."""
+def export_family(tr_state: dict, family: str, export_dir: str, record: dict, note: str,
+                  mse_term: float = 0.0) -> dict:
+    """Fresh CPU model from a family state -> update(force, update_quantiles) -> f16 export.
+
+    The manifest carries the training objective (``metric``, ``lambdas`` and, for MS-SSIM families, the
+    MSE term's weight and per-level lambdas), so an encoder that searches latents optimises what the
+    weights were trained for.
+    """
     cfg = FAMILIES[family]
     model = build_model(tr_state["architecture"], tr_state["N"], tr_state["M"], tr_state["levels"])
     model.load_state_dict(tr_state["model"])
@@ -447,8 +453,18 @@ def export_family(tr_state: dict, family: str, export_dir: str, record: dict, no
         manifest_entry_extra={
             "metric": cfg["metric"], "lambdas": cfg["lambdas"], "N": model.N, "M": model.M,
             "trained": True, "training": training, "kodak": None,
+            **objective_entry(cfg["metric"], tr_state["levels"], mse_term),
         },
     )
+
+
+def objective_entry(metric: str, levels: int, mse_term: float) -> dict:
+    """The manifest's ``mse_term``/``mse_lambdas`` (MS-SSIM families only): the loss adds ``mse_term`` x
+    ``mse_lambdas[l-1]`` x 255^2 x MSE to lambda x (1 - MS-SSIM) + bpp (``FamilyTrainer.step``)."""
+    if metric != "ms-ssim":
+        return {}
+    return {"mse_term": float(mse_term),
+            "mse_lambdas": [MSE_LAMBDAS_8[i % len(MSE_LAMBDAS_8)] for i in range(levels)]}
 
 
 def fam_factorized(family: str) -> bool:
@@ -494,7 +510,7 @@ def _export_all(ck: dict, export_dir: str, extra_note: str = "") -> List[dict]:
                 + (f"; interleaved with {', '.join(f for f in fams if f != fam)}" if len(fams) > 1 else "")
                 + (f"; {a['note']}" if a.get("note") else "")
                 + (f"; {extra_note}" if extra_note else ""))
-        e = export_family(ck["families"][fam], fam, export_dir, record, note)
+        e = export_family(ck["families"][fam], fam, export_dir, record, note, a.get("mse_term") or 0.0)
         print(f"exported {fam} -> {os.path.join(export_dir, e['file'])} sha256 {e['sha256'][:16]}",
               flush=True)
         entries.append(e)
