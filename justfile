@@ -79,8 +79,13 @@ eval:
 record-kodak:
     cd training && {{python}} -m tfci_training.record_kodak --eval ../docs/eval --manifest ../models/manifest.json --models-md ../docs/models.md
 
-# Every figure of docs/models.md from the shipped models: Kodak evaluation, manifest records, tables.
-models-report: eval record-kodak
+# The curve of BD-rate against training steps per family (docs/models-history.png) and the steps its
+# log-linear trend needs to reach the stage-1 targets (from the manifest's history and docs/branches.csv).
+plot-history:
+    cd training && {{python}} -m tfci_training.plot_history --manifest ../models/manifest.json --branches ../docs/branches.csv --out ../docs/models-history.png
+
+# Every figure of docs/models.md from the shipped models: Kodak evaluation, manifest records, tables, history plot.
+models-report: eval record-kodak plot-history
 
 # Resume a family's trunk from training/checkpoints/FAMILY.pt (its recipe comes from the file): one
 # 1-thread process, passive OpenMP waits, nice 10; stops cleanly (trunk saved) on Ctrl-C / SIGTERM or after `minutes`.
