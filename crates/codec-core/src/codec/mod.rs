@@ -16,11 +16,14 @@ use crate::model::{Architecture, Family, Tables};
 use crate::tensor::Tensor;
 use crate::transform::{Notes, Transform};
 
+mod effort;
 mod files;
 mod latent;
 mod limits;
+mod msssim;
 mod prior;
 
+pub use effort::{iterations, Objective, SearchReport, MAX_EFFORT};
 pub use files::{decompress, decompress_with, resolve_packed};
 use latent::{dequantize, quantize, scale_channels};
 pub use latent::{scale_indexes, SCALE_BOUND};

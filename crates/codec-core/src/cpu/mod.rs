@@ -42,6 +42,7 @@ macro_rules! avx2_variant {
     };
 }
 
+pub mod backprop;
 mod conv;
 mod exact;
 mod gdn;

@@ -69,6 +69,7 @@
 
 mod error;
 mod group;
+mod rate;
 mod string;
 mod tables;
 
@@ -77,5 +78,6 @@ mod tests;
 
 pub use error::EntropyError;
 pub use group::RowMap;
+pub use rate::RateTables;
 pub use string::{decode, encode};
 pub use tables::CdfTables;

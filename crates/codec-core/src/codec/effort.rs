@@ -1,0 +1,448 @@
+//! Encoder effort: a per-image search for the latent the fixed decoder turns into the best
+//! rate-distortion result (Campos et al. 2019; Yang, Bamler & Mandt 2020, "Improving inference for
+//! neural image compression"). The decoder and the format do not change, so a file made with
+//! effort decodes with any tfci-dec; only the encoder spends more time.
+//!
+//! What is optimised is the family's own training objective on the shipped decoder, measured the
+//! way the file will be: the rate of `y` from the model's integer tables (`entropy::RateTables`,
+//! interpolated between integers so it has a slope), the distortion from the manifest (`metric`,
+//! `lambdas`, and for MS-SSIM families the MSE term that keeps colours: `mse_term`,
+//! `mse_lambdas`). The variable is `v = y * gain - center` (the center is the level's median, or
+//! the hyperprior's mean: `z`, the scales and the means stay those of effort 0), started at
+//! `g_a`'s value. Each Adam step soft-rounds `v` by stochastic Gumbel annealing (SGA): `floor(v) +
+//! w` with `w = sigmoid((l_c + G_c - l_f - G_f) / tau)`, `l_f = -atanh(v - floor v) / tau`,
+//! `l_c = -atanh(floor v + 1 - v) / tau`, Gumbel noise `G` from a fixed-seed generator (so a run is
+//! deterministic) and `tau` annealed from 0.5 to 0.05. At the end `v` is rounded, and the result
+//! replaces effort 0's symbols only if its objective (the 8-bit decoded image, the integer rate) is
+//! lower: effort never makes a file worse by its own measure.
+//!
+//! Gradients come from `cpu::backprop` (`g_s`) and `msssim.rs`; the search runs on the CPU
+//! whichever backend the codec has (a GPU codec says so in a note).
+
+use std::time::Instant;
+
+use super::msssim::ms_ssim;
+use super::prior::Prior;
+use super::{Codec, Latents};
+use crate::cpu::backprop::DiffNet;
+use crate::entropy::RateTables;
+use crate::error::{Error, Result};
+use crate::image::RgbImage;
+use crate::model::{FamilyEntry, Tables};
+use crate::tensor::Tensor;
+
+/// The highest effort.
+pub const MAX_EFFORT: u8 = 3;
+
+/// Adam iterations of each effort (index = effort).
+const ITERATIONS: [usize; MAX_EFFORT as usize + 1] = [0, 20, 60, 150];
+/// Adam's step on `v` (0.1 overshot in 20 iterations).
+const STEP: f64 = 0.03;
+/// SGA's temperature at the first and the last iteration.
+const TAU: (f64, f64) = (0.5, 0.05);
+/// The Gumbel noise generator's seed.
+const SEED: u64 = 0x7f0c_1e55_5eed_0001;
+
+/// The Adam iterations of an effort, or [`Error::Argument`] above [`MAX_EFFORT`].
+pub fn iterations(effort: u8) -> Result<usize> {
+    ITERATIONS.get(effort as usize).copied().ok_or_else(|| {
+        Error::Argument(format!(
+            "effort {effort}: the encoder's efforts are 0 (none) to {MAX_EFFORT}"
+        ))
+    })
+}
+
+/// A family's training objective at one rate: `ms_ssim_weight * (1 - MS-SSIM) + mse_weight *
+/// 255² * MSE + bpp` (pytorch_msssim's MS-SSIM, images in `[0, 1]`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Objective {
+    pub ms_ssim_weight: f64,
+    pub mse_weight: f64,
+}
+
+impl Objective {
+    /// The objective of `level`, or between levels for a rate parameter (weights interpolated
+    /// geometrically, as the gains are), from the manifest entry's `metric`, `lambdas` and, for
+    /// `"ms-ssim"`, `mse_term` and `mse_lambdas`.
+    ///
+    /// # Errors
+    /// [`Error::BadModel`] if the entry lacks them or they are not positive numbers.
+    pub fn of(entry: &FamilyEntry, level: u32, rd: Option<f32>) -> Result<Objective> {
+        let bad = |what: &str| {
+            Error::BadModel(format!(
+                "{}: the manifest has no usable {what} (needed for --effort)",
+                entry.family
+            ))
+        };
+        let list = |key: &str| -> Result<Vec<f64>> {
+            let v = entry.record.get(key).and_then(|v| v.as_array());
+            let v: Option<Vec<f64>> = v.and_then(|a| {
+                a.iter()
+                    .map(|x| x.as_f64().filter(|x| *x > 0.0))
+                    .collect::<Option<Vec<f64>>>()
+            });
+            v.filter(|v| v.len() >= entry.levels as usize)
+                .ok_or_else(|| bad(key))
+        };
+        let (l, t) = match rd {
+            Some(r) if r.is_finite() && r >= 1.0 && r <= entry.levels as f32 => {
+                let l = (r.floor() as u32).min(entry.levels);
+                (l, (r - l as f32) as f64)
+            }
+            Some(_) => return Err(bad("rate parameter")),
+            None => (level, 0.0),
+        };
+        if l == 0 || l > entry.levels {
+            return Err(bad("level"));
+        }
+        let at = |v: &[f64]| {
+            let a = v[l as usize - 1];
+            if t > 0.0 {
+                a.powf(1.0 - t) * v[l as usize].powf(t)
+            } else {
+                a
+            }
+        };
+        let lambdas = list("lambdas")?;
+        match entry.record.get("metric").and_then(|m| m.as_str()) {
+            Some("mse") => Ok(Objective {
+                ms_ssim_weight: 0.0,
+                mse_weight: at(&lambdas),
+            }),
+            Some("ms-ssim") => {
+                let term = entry
+                    .record
+                    .get("mse_term")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0);
+                let mse = if term > 0.0 {
+                    term * at(&list("mse_lambdas")?)
+                } else {
+                    0.0
+                };
+                Ok(Objective {
+                    ms_ssim_weight: at(&lambdas),
+                    mse_weight: mse,
+                })
+            }
+            _ => Err(bad("metric")),
+        }
+    }
+
+    /// The distortion terms of `x_hat` against `x` (both `3 x H x W` in `[0, 1]`) and, with `grad`,
+    /// their gradient with respect to `x_hat`.
+    fn distortion(&self, x_hat: &Tensor, x: &Tensor, grad: bool) -> (f64, Option<Tensor>) {
+        let n = x.data.len().max(1) as f64;
+        let k = self.mse_weight * 255.0 * 255.0;
+        let mse = x_hat
+            .data
+            .iter()
+            .zip(&x.data)
+            .map(|(&a, &b)| ((a - b) as f64).powi(2))
+            .sum::<f64>()
+            / n;
+        let mut value = k * mse;
+        let mut g = grad.then(|| {
+            let data = x_hat
+                .data
+                .iter()
+                .zip(&x.data)
+                .map(|(&a, &b)| (2.0 * k * (a - b) as f64 / n) as f32)
+                .collect();
+            Tensor::from_vec(x.c, x.h, x.w, data)
+        });
+        if self.ms_ssim_weight > 0.0 {
+            let (ms, ms_grad) = ms_ssim(x_hat, x, grad);
+            value += self.ms_ssim_weight * (1.0 - ms);
+            if let (Some(g), Some(mg)) = (g.as_mut(), ms_grad) {
+                let w = self.ms_ssim_weight as f32;
+                g.data
+                    .iter_mut()
+                    .zip(&mg.data)
+                    .for_each(|(a, &b)| *a -= w * b);
+            }
+        }
+        (value, g)
+    }
+}
+
+/// What a search did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchReport {
+    pub effort: u8,
+    pub iterations: usize,
+    /// The objective of effort 0's latent and of the searched one (rounded, 8-bit image).
+    pub before: f64,
+    pub after: f64,
+    /// Whether the searched latent replaced effort 0's (`after < before`).
+    pub kept: bool,
+    pub seconds: f64,
+}
+
+/// The SplitMix64 generator of the Gumbel noise.
+struct Noise(u64);
+
+impl Noise {
+    /// A Gumbel(0, 1) sample.
+    fn gumbel(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        -(-u.ln()).ln()
+    }
+}
+
+/// SGA's soft rounding of `v` at temperature `tau`: `(floor(v) + w, dw/dv)`.
+fn soft_round(v: f32, tau: f64, g_f: f64, g_c: f64) -> (f32, f64) {
+    const EPS: f64 = 1e-5;
+    let f = v.floor();
+    let a = (v - f) as f64;
+    let (a_f, a_c) = (a.clamp(EPS, 1.0 - EPS), (1.0 - a).clamp(EPS, 1.0 - EPS));
+    let l_f = -a_f.atanh() / tau;
+    let l_c = -a_c.atanh() / tau;
+    let w = 1.0 / (1.0 + (-((l_c + g_c) - (l_f + g_f)) / tau).exp());
+    let dl_f = if a > EPS && a < 1.0 - EPS {
+        -1.0 / (tau * (1.0 - a * a))
+    } else {
+        0.0
+    };
+    let dl_c = if (1.0 - a) > EPS && (1.0 - a) < 1.0 - EPS {
+        1.0 / (tau * (1.0 - (1.0 - a) * (1.0 - a)))
+    } else {
+        0.0
+    };
+    (f + w as f32, w * (1.0 - w) / tau * (dl_c - dl_f))
+}
+
+/// The fixed parts of one image's search.
+struct Problem<'a> {
+    net: DiffNet,
+    x: Tensor,
+    objective: &'a Objective,
+    /// Per element of `y`: the center and the table row.
+    center: Vec<f32>,
+    row: Vec<usize>,
+    tables: RateTables,
+    gain_inv: Vec<f32>,
+    shape: (usize, usize, usize),
+    /// Bits of everything but `y` (`z` for the hyperprior).
+    other_bits: f64,
+}
+
+impl Problem<'_> {
+    fn pixels(&self) -> f64 {
+        (self.x.h * self.x.w).max(1) as f64
+    }
+
+    /// `y_hat = (u + center) * gain_inv`.
+    fn y_hat(&self, u: impl Fn(usize) -> f32) -> Tensor {
+        let (m, h, w) = self.shape;
+        let plane = h * w;
+        let data = (0..m * plane)
+            .map(|j| (u(j) + self.center[j]) * self.gain_inv[j / plane.max(1)])
+            .collect();
+        Tensor::from_vec(m, h, w, data)
+    }
+
+    /// The objective of integer symbols, measured on the 8-bit image the decoder will write.
+    fn rounded(&self, symbols: &[i32]) -> f64 {
+        let (x_hat, _) = self.net.forward(&self.y_hat(|j| symbols[j] as f32));
+        let x8 = RgbImage::from_tensor(&x_hat.crop(self.x.h, self.x.w)).to_tensor();
+        let (d, _) = self.objective.distortion(&x8, &self.x, false);
+        let bits: f64 = symbols
+            .iter()
+            .zip(&self.row)
+            .map(|(&s, &r)| self.tables.bits(r, s))
+            .sum();
+        d + (bits + self.other_bits) / self.pixels()
+    }
+
+    /// The relaxed objective at soft-rounded `u` and its gradient with respect to `u`.
+    fn relaxed(&self, u: &[f32]) -> (f64, Vec<f32>) {
+        let mut bits = 0.0;
+        let mut grad: Vec<f32> = Vec::with_capacity(u.len());
+        for (&uj, &r) in u.iter().zip(&self.row) {
+            let (b, slope) = self.tables.bits_and_slope(r, uj);
+            bits += b;
+            grad.push((slope / self.pixels()) as f32);
+        }
+        let (out, tape) = self.net.forward(&self.y_hat(|j| u[j]));
+        let (h, w) = (self.x.h, self.x.w);
+        let mut x_hat = out.crop(h, w);
+        let inside: Vec<bool> = x_hat.data.iter().map(|v| (0.0..=1.0).contains(v)).collect();
+        x_hat.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+        let (d, g) = self.objective.distortion(&x_hat, &self.x, true);
+        let mut g_out = Tensor::zeros(out.c, out.h, out.w);
+        if let Some(g) = g {
+            for c in 0..g.c {
+                for y in 0..h {
+                    let src = &g.channel(c)[y * w..(y + 1) * w];
+                    let ok = &inside[c * h * w + y * w..c * h * w + (y + 1) * w];
+                    let dst = &mut g_out.channel_mut(c)[y * out.w..y * out.w + w];
+                    for ((d, &s), &k) in dst.iter_mut().zip(src).zip(ok) {
+                        *d = if k { s } else { 0.0 };
+                    }
+                }
+            }
+        }
+        let g_y = self.net.backward(tape, g_out);
+        let plane = self.shape.1 * self.shape.2;
+        for (j, (gj, &gy)) in grad.iter_mut().zip(&g_y.data).enumerate() {
+            *gj += gy * self.gain_inv[j / plane.max(1)];
+        }
+        (d + (bits + self.other_bits) / self.pixels(), grad)
+    }
+}
+
+impl Codec {
+    /// Searches `latents.y_symbols` for a lower objective with the fixed decoder (module docs) and
+    /// replaces them when it finds one. Effort 0 does nothing (`Ok(None)`); the latents must come
+    /// from [`Codec::analyze`] or [`Codec::analyze_rd`] of `image`.
+    ///
+    /// # Errors
+    /// [`Error::Argument`] for an effort above [`MAX_EFFORT`] or latents that do not belong to the
+    /// image; the errors of the tables.
+    pub fn search(
+        &self,
+        image: &RgbImage,
+        latents: &mut Latents,
+        effort: u8,
+        objective: &Objective,
+    ) -> Result<Option<SearchReport>> {
+        let n = iterations(effort)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        if self.backend.is_gpu() {
+            if let Ok(mut notes) = self.notes.lock() {
+                notes.push(format!(
+                    "effort {effort}: the latent search runs on the CPU (the GPU backend has no backward passes)"
+                ));
+            }
+        }
+        let p = self.problem(image, latents, objective)?;
+        let (m, yh, yw) = p.shape;
+        let plane = yh * yw;
+        let gain = {
+            let (_, gain, _) = self.gains_for(latents.level, latents.rd_parameter)?;
+            gain
+        };
+        let mut v: Vec<f32> = (0..m * plane)
+            .map(|j| latents.y.data[j] * gain[j / plane.max(1)] - p.center[j])
+            .collect();
+        let before = p.rounded(&latents.y_symbols);
+        let (mut m1, mut m2) = (vec![0.0f64; v.len()], vec![0.0f64; v.len()]);
+        let (b1, b2) = (0.9f64, 0.999f64);
+        let mut noise = Noise(SEED);
+        let mut u = vec![0.0f32; v.len()];
+        let mut du = vec![0.0f64; v.len()];
+        for i in 0..n {
+            let frac = if n > 1 {
+                i as f64 / (n - 1) as f64
+            } else {
+                1.0
+            };
+            let tau = TAU.0 * (TAU.1 / TAU.0).powf(frac);
+            for ((uj, dj), &vj) in u.iter_mut().zip(du.iter_mut()).zip(&v) {
+                let (g_f, g_c) = (noise.gumbel(), noise.gumbel());
+                (*uj, *dj) = soft_round(vj, tau, g_f, g_c);
+            }
+            let (_, g) = p.relaxed(&u);
+            let t = (i + 1) as i32;
+            let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
+            for j in 0..v.len() {
+                let gj = g[j] as f64 * du[j];
+                m1[j] = b1 * m1[j] + (1.0 - b1) * gj;
+                m2[j] = b2 * m2[j] + (1.0 - b2) * gj * gj;
+                v[j] -= (STEP * (m1[j] / c1) / ((m2[j] / c2).sqrt() + 1e-8)) as f32;
+            }
+        }
+        let symbols: Vec<i32> = v.iter().map(|&x| x.round_ties_even() as i32).collect();
+        let after = p.rounded(&symbols);
+        let kept = after < before;
+        if kept {
+            latents.y_symbols = symbols;
+        }
+        Ok(Some(SearchReport {
+            effort,
+            iterations: n,
+            before,
+            after: after.min(before),
+            kept,
+            seconds: start.elapsed().as_secs_f64(),
+        }))
+    }
+
+    /// The fixed parts of a search: the decoder, the image, the centers, rows and tables of `y`.
+    fn problem<'a>(
+        &self,
+        image: &RgbImage,
+        latents: &Latents,
+        objective: &'a Objective,
+    ) -> Result<Problem<'a>> {
+        let m = self.family.m;
+        let y = &latents.y;
+        let plane = y.h * y.w;
+        let fits = y.c == m
+            && latents.y_symbols.len() == y.data.len()
+            && latents.x_shape == [image.height, image.width]
+            && [y.h, y.w]
+                == latents
+                    .x_shape
+                    .map(|v| v.div_ceil(crate::model::Architecture::Y_STRIDE));
+        if !fits {
+            return Err(Error::Argument(
+                "search: the latents are not the analysis of this image".into(),
+            ));
+        }
+        let (level, _, gain_inv) = self.gains_for(latents.level, latents.rd_parameter)?;
+        let rate = |t: &crate::model::CdfRows| {
+            RateTables::new(&t.cdf, t.rows, t.row_len, &t.cdf_len, &t.offset)
+        };
+        let (center, row, tables, other_bits) = match (&self.prior, &self.family.tables) {
+            (Prior::Factorized { medians, .. }, Tables::Factorized { y_eb }) => {
+                let first = (level as usize - 1) * m;
+                let center = (0..m * plane).map(|j| medians[first + j / plane]).collect();
+                let row = (0..m * plane).map(|j| first + j / plane).collect();
+                (center, row, rate(&y_eb.cdf)?, 0.0)
+            }
+            (Prior::Hyper(_), Tables::Hyperprior { z_eb, y_gc }) => {
+                let (Some(means), Some(indexes), Some(z), Some(z_sym)) = (
+                    &latents.means,
+                    &latents.scale_indexes,
+                    &latents.z,
+                    &latents.z_symbols,
+                ) else {
+                    return Err(Error::Argument(
+                        "search: hyperprior latents without z".into(),
+                    ));
+                };
+                let z_tables = rate(&z_eb.cdf)?;
+                let zp = (z.h * z.w).max(1);
+                let z_bits = z_sym
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &s)| z_tables.bits(j / zp, s))
+                    .sum();
+                let row = indexes.iter().map(|&i| i as usize).collect();
+                (means.data.clone(), row, rate(&y_gc.cdf)?, z_bits)
+            }
+            _ => return Err(Error::BadModel("prior and tables disagree".into())),
+        };
+        Ok(Problem {
+            net: DiffNet::prepare(&self.family.g_s),
+            x: image.to_tensor(),
+            objective,
+            center,
+            row,
+            tables,
+            gain_inv,
+            shape: (m, y.h, y.w),
+            other_bits,
+        })
+    }
+}

@@ -1,0 +1,395 @@
+//! MS-SSIM exactly as the MS-SSIM families were trained with it, and its gradient, for the encoder
+//! search (`effort.rs`): the search must optimise the training objective, not another metric.
+//!
+//! The definition is pytorch_msssim 1.0.0's `ms_ssim(x_hat, x, data_range=1)`: per channel, an
+//! 11-tap Gaussian (sigma 1.5, normalised) applied separably as a *valid* convolution (first along
+//! the height, then the width; skipped along a side shorter than 11, as pytorch_msssim does with a
+//! warning), `K1 = 0.01`, `K2 = 0.03`; at each of 5 scales the mean of the contrast-structure map
+//! `cs` (the last scale: of the SSIM map), `relu`, raised to the weights
+//! `[0.0448, 0.2856, 0.3001, 0.2363, 0.1333]` and multiplied; between scales 2x2 average pooling
+//! with padding `side % 2` that counts the padded zeros (`avg_pool2d`'s default); the mean over
+//! channels. (`metrics` has the TensorFlow definition for reports; this is the training one.)
+//!
+//! Arithmetic is f64; the gradient is the exact adjoint of those steps (the filter's adjoint is
+//! the zero-padded "full" convolution with the same symmetric taps, the pooling's spreads a
+//! quarter to each pixel of its window).
+
+use rayon::prelude::*;
+
+use crate::tensor::Tensor;
+
+/// pytorch_msssim's scale weights.
+const WEIGHTS: [f64; 5] = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
+const WIN: usize = 11;
+const C1: f64 = 0.01 * 0.01;
+const C2: f64 = 0.03 * 0.03;
+
+/// The normalised Gaussian window exactly as pytorch_msssim holds it: `_fspecial_gauss_1d(11, 1.5)`
+/// is computed in f32 (printed from the training venv), so its taps sum to 1 only within f32
+/// rounding; the variances (`G(x²) - G(x)²`) amplify that enough to move `equals_pytorch_msssim`'s
+/// value by 3e-6 with an f64 window, hence the literal taps.
+const TAPS: [f32; WIN] = [
+    0.001_028_380_4,
+    0.007_598_758,
+    0.036_000_773,
+    0.109_360_69,
+    0.213_005_53,
+    0.266_011_71,
+    0.213_005_53,
+    0.109_360_69,
+    0.036_000_773,
+    0.007_598_758,
+    0.001_028_380_4,
+];
+
+fn window() -> [f64; WIN] {
+    TAPS.map(f64::from)
+}
+
+/// A plane of `h x w` f64 values, row-major.
+#[derive(Clone, Debug)]
+struct Plane {
+    h: usize,
+    w: usize,
+    v: Vec<f64>,
+}
+
+impl Plane {
+    fn zeros(h: usize, w: usize) -> Plane {
+        Plane {
+            h,
+            w,
+            v: vec![0.0; h * w],
+        }
+    }
+
+    fn map2(&self, o: &Plane, f: impl Fn(f64, f64) -> f64) -> Plane {
+        Plane {
+            h: self.h,
+            w: self.w,
+            v: self.v.iter().zip(&o.v).map(|(&a, &b)| f(a, b)).collect(),
+        }
+    }
+}
+
+/// The valid separable Gaussian filter (height, then width; a side shorter than the window is
+/// left unfiltered).
+fn filter(p: &Plane, g: &[f64; WIN]) -> Plane {
+    let mut cur = p.clone();
+    if cur.h >= WIN {
+        let oh = cur.h - WIN + 1;
+        let mut out = Plane::zeros(oh, cur.w);
+        for y in 0..oh {
+            let row = &mut out.v[y * cur.w..(y + 1) * cur.w];
+            for (t, &gt) in g.iter().enumerate() {
+                let src = &cur.v[(y + t) * cur.w..(y + t + 1) * cur.w];
+                row.iter_mut().zip(src).for_each(|(o, &s)| *o += gt * s);
+            }
+        }
+        cur = out;
+    }
+    if cur.w >= WIN {
+        let ow = cur.w - WIN + 1;
+        let mut out = Plane::zeros(cur.h, ow);
+        for y in 0..cur.h {
+            let src = &cur.v[y * cur.w..(y + 1) * cur.w];
+            for (x, o) in out.v[y * ow..(y + 1) * ow].iter_mut().enumerate() {
+                *o = g.iter().zip(&src[x..x + WIN]).map(|(a, b)| a * b).sum();
+            }
+        }
+        cur = out;
+    }
+    cur
+}
+
+/// The adjoint of [`filter`] for an input of `h x w`: the "full" convolution (width, then height).
+fn filter_adjoint(d: &Plane, g: &[f64; WIN], h: usize, w: usize) -> Plane {
+    let mut cur = d.clone();
+    if w >= WIN {
+        let mut out = Plane::zeros(cur.h, w);
+        for y in 0..cur.h {
+            let src = &cur.v[y * cur.w..(y + 1) * cur.w];
+            let dst = &mut out.v[y * w..(y + 1) * w];
+            for (x, &s) in src.iter().enumerate() {
+                dst[x..x + WIN]
+                    .iter_mut()
+                    .zip(g)
+                    .for_each(|(o, &gt)| *o += gt * s);
+            }
+        }
+        cur = out;
+    }
+    if h >= WIN {
+        let mut out = Plane::zeros(h, cur.w);
+        for y in 0..cur.h {
+            for (t, &gt) in g.iter().enumerate() {
+                let (src, dst) = (
+                    &cur.v[y * cur.w..(y + 1) * cur.w],
+                    &mut out.v[(y + t) * cur.w..(y + t + 1) * cur.w],
+                );
+                dst.iter_mut().zip(src).for_each(|(o, &s)| *o += gt * s);
+            }
+        }
+        cur = out;
+    }
+    cur
+}
+
+/// `avg_pool2d(kernel 2, padding side % 2)`, zeros counted.
+fn pool(p: &Plane) -> Plane {
+    let (py, px) = (p.h % 2, p.w % 2);
+    let (oh, ow) = ((p.h + 2 * py) / 2, (p.w + 2 * px) / 2);
+    let mut out = Plane::zeros(oh, ow);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut s = 0.0;
+            for dy in 0..2 {
+                for dx in 0..2 {
+                    let (y, x) = (
+                        (2 * oy + dy) as isize - py as isize,
+                        (2 * ox + dx) as isize - px as isize,
+                    );
+                    if y >= 0 && x >= 0 && (y as usize) < p.h && (x as usize) < p.w {
+                        s += p.v[y as usize * p.w + x as usize];
+                    }
+                }
+            }
+            out.v[oy * ow + ox] = s / 4.0;
+        }
+    }
+    out
+}
+
+/// The adjoint of [`pool`] onto an `h x w` plane.
+fn pool_adjoint(d: &Plane, h: usize, w: usize) -> Plane {
+    let (py, px) = (h % 2, w % 2);
+    let mut out = Plane::zeros(h, w);
+    for y in 0..h {
+        for x in 0..w {
+            let (oy, ox) = ((y + py) / 2, (x + px) / 2);
+            out.v[y * w + x] = d.v[oy * d.w + ox] / 4.0;
+        }
+    }
+    out
+}
+
+/// One channel's MS-SSIM of `x` (the reconstruction) against `y`, and with `grad` its gradient
+/// with respect to `x`.
+fn channel(x: &[f32], y: &[f32], h: usize, w: usize, grad: bool) -> (f64, Option<Vec<f64>>) {
+    let g = window();
+    let mut xs = vec![Plane {
+        h,
+        w,
+        v: x.iter().map(|&v| v as f64).collect(),
+    }];
+    let mut ys = vec![Plane {
+        h,
+        w,
+        v: y.iter().map(|&v| v as f64).collect(),
+    }];
+    for s in 1..WEIGHTS.len() {
+        xs.push(pool(&xs[s - 1]));
+        ys.push(pool(&ys[s - 1]));
+    }
+    // Per scale: the mean of cs (or ssim at the last scale) and the maps the gradient needs.
+    let mut means = [0.0f64; 5];
+    let mut parts = Vec::with_capacity(5);
+    for s in 0..WEIGHTS.len() {
+        let (xp, yp) = (&xs[s], &ys[s]);
+        let mu1 = filter(xp, &g);
+        let mu2 = filter(yp, &g);
+        let sxx = filter(&xp.map2(xp, |a, b| a * b), &g);
+        let syy = filter(&yp.map2(yp, |a, b| a * b), &g);
+        let sxy = filter(&xp.map2(yp, |a, b| a * b), &g);
+        let n = mu1.v.len();
+        let last = s == WEIGHTS.len() - 1;
+        let mut sum = 0.0;
+        for i in 0..n {
+            let (m1, m2) = (mu1.v[i], mu2.v[i]);
+            let s1 = sxx.v[i] - m1 * m1;
+            let s2 = syy.v[i] - m2 * m2;
+            let s12 = sxy.v[i] - m1 * m2;
+            let cs = (2.0 * s12 + C2) / (s1 + s2 + C2);
+            sum += if last {
+                (2.0 * m1 * m2 + C1) / (m1 * m1 + m2 * m2 + C1) * cs
+            } else {
+                cs
+            };
+        }
+        means[s] = sum / n as f64;
+        parts.push((mu1, mu2, sxx, syy, sxy));
+    }
+    let value: f64 = means
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(&m, wt)| m.max(0.0).powf(wt))
+        .product();
+    if !grad {
+        return (value, None);
+    }
+    // Coarse to fine: this scale's term plus the pooled-back gradient of the coarser ones.
+    let mut acc: Option<Plane> = None;
+    for s in (0..WEIGHTS.len()).rev() {
+        let (xp, yp) = (&xs[s], &ys[s]);
+        let (mu1, mu2, sxx, syy, sxy) = &parts[s];
+        let n = mu1.v.len();
+        let last = s == WEIGHTS.len() - 1;
+        // d value / d mean_s (relu: nothing flows through a non-positive mean).
+        let a = if means[s] > 0.0 {
+            value * WEIGHTS[s] / means[s] / n as f64
+        } else {
+            0.0
+        };
+        let mut d_mu1 = Plane::zeros(mu1.h, mu1.w);
+        let mut d_s1 = Plane::zeros(mu1.h, mu1.w);
+        let mut d_s12 = Plane::zeros(mu1.h, mu1.w);
+        for i in 0..n {
+            let (m1, m2) = (mu1.v[i], mu2.v[i]);
+            let s1 = sxx.v[i] - m1 * m1;
+            let s2 = syy.v[i] - m2 * m2;
+            let s12 = sxy.v[i] - m1 * m2;
+            let (num, den) = (2.0 * s12 + C2, s1 + s2 + C2);
+            let cs = num / den;
+            let (l_num, l_den) = (2.0 * m1 * m2 + C1, m1 * m1 + m2 * m2 + C1);
+            let (d_cs, d_l) = if last {
+                (a * l_num / l_den, a * cs)
+            } else {
+                (a, 0.0)
+            };
+            let ds12 = d_cs * 2.0 / den;
+            let ds1 = -d_cs * num / (den * den);
+            let dm1_l = d_l * (2.0 * m2 / l_den - l_num * 2.0 * m1 / (l_den * l_den));
+            d_mu1.v[i] = dm1_l - 2.0 * m1 * ds1 - m2 * ds12;
+            d_s1.v[i] = ds1;
+            d_s12.v[i] = ds12;
+        }
+        let g_mu1 = filter_adjoint(&d_mu1, &g, xp.h, xp.w);
+        let g_s1 = filter_adjoint(&d_s1, &g, xp.h, xp.w);
+        let g_s12 = filter_adjoint(&d_s12, &g, xp.h, xp.w);
+        let mut dx = Plane::zeros(xp.h, xp.w);
+        for i in 0..dx.v.len() {
+            dx.v[i] = g_mu1.v[i] + 2.0 * xp.v[i] * g_s1.v[i] + yp.v[i] * g_s12.v[i];
+        }
+        if let Some(coarse) = acc.take() {
+            let back = pool_adjoint(&coarse, xp.h, xp.w);
+            dx.v.iter_mut().zip(&back.v).for_each(|(d, b)| *d += b);
+        }
+        acc = Some(dx);
+    }
+    (value, acc.map(|p| p.v))
+}
+
+/// pytorch_msssim's `ms_ssim(x_hat, x, data_range=1)` of two `C x H x W` images with values in
+/// `[0, 1]`, and with `grad` its gradient with respect to `x_hat` (channels in parallel).
+///
+/// # Panics
+/// If the two shapes differ.
+pub(crate) fn ms_ssim(x_hat: &Tensor, x: &Tensor, grad: bool) -> (f64, Option<Tensor>) {
+    assert!(
+        (x_hat.c, x_hat.h, x_hat.w) == (x.c, x.h, x.w),
+        "ms_ssim of different shapes"
+    );
+    let per: Vec<(f64, Option<Vec<f64>>)> = (0..x.c)
+        .into_par_iter()
+        .map(|c| channel(x_hat.channel(c), x.channel(c), x.h, x.w, grad))
+        .collect();
+    let k = x.c.max(1) as f64;
+    let value = per.iter().map(|(v, _)| v).sum::<f64>() / k;
+    let grad = grad.then(|| {
+        let data = per
+            .iter()
+            .flat_map(|(_, g)| g.iter().flatten().map(|&v| (v / k) as f32))
+            .collect();
+        Tensor::from_vec(x.c, x.h, x.w, data)
+    });
+    (value, grad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_rng::Rng;
+
+    fn image(rng: &mut Rng, h: usize, w: usize) -> Tensor {
+        Tensor::from_vec(3, h, w, (0..3 * h * w).map(|_| rng.unit() as f32).collect())
+    }
+
+    #[test]
+    fn identical_images_score_one() {
+        let mut rng = Rng(5);
+        let x = image(&mut rng, 40, 37);
+        let (v, _) = ms_ssim(&x, &x, false);
+        assert!((v - 1.0).abs() < 1e-12, "{v}");
+    }
+
+    /// The value pytorch_msssim gives for a fixed pair: `x[c, i, j] = ((7c + 3i + 5j) mod 17) / 16`,
+    /// `x_hat = x + 0.25 sin(i + 2j + c)` clamped to `[0, 1]`, 180 x 172 (both sides over 160,
+    /// pytorch_msssim's minimum for 5 scales). The reference came from the training venv:
+    /// `pytorch_msssim.ms_ssim(x_hat, x, data_range=1.0)` on float64 tensors built by that rule
+    /// (0.7872254848480225 on float32 ones); this f64 implementation agrees within 1e-9.
+    #[test]
+    fn equals_pytorch_msssim() {
+        let (h, w) = (180, 172);
+        let mut x = Tensor::zeros(3, h, w);
+        let mut x_hat = Tensor::zeros(3, h, w);
+        for c in 0..3 {
+            for i in 0..h {
+                for j in 0..w {
+                    let v = ((7 * c + 3 * i + 5 * j) % 17) as f64 / 16.0;
+                    x.channel_mut(c)[i * w + j] = v as f32;
+                    x_hat.channel_mut(c)[i * w + j] =
+                        (v + 0.25 * ((i + 2 * j + c) as f64).sin()).clamp(0.0, 1.0) as f32;
+                }
+            }
+        }
+        let (v, _) = ms_ssim(&x_hat, &x, false);
+        assert!((v - 0.7872259533960605).abs() < 1e-9, "{v}");
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let mut rng = Rng(6);
+        // A smooth reference and a noisy reconstruction (MS-SSIM well inside (0, 1)).
+        let (h, w) = (48, 45);
+        let x = Tensor::from_vec(
+            3,
+            h,
+            w,
+            (0..3 * h * w)
+                .map(|i| {
+                    let (c, p) = (i / (h * w), i % (h * w));
+                    (0.5 + 0.3
+                        * ((p / w) as f32 * 0.2 + c as f32).sin()
+                        * ((p % w) as f32 * 0.15).cos())
+                    .clamp(0.0, 1.0)
+                })
+                .collect(),
+        );
+        let x_hat = Tensor::from_vec(3, h, w, x.data.iter().map(|&v| v + rng.f(0.1)).collect());
+        let (v0, g) = ms_ssim(&x_hat, &x, true);
+        let g = g.expect("asked for");
+        assert!(v0 > 0.1 && v0 < 0.99, "{v0}");
+        let dir = rng.vec(x.data.len(), 1.0);
+        let eps = 1e-3f32;
+        let at = |s: f32| {
+            let p: Vec<f32> = x_hat
+                .data
+                .iter()
+                .zip(&dir)
+                .map(|(&a, &b)| a + s * b)
+                .collect();
+            ms_ssim(&Tensor::from_vec(3, h, w, p), &x, false).0
+        };
+        let fd = (at(eps) - at(-eps)) / (2.0 * eps as f64);
+        let an: f64 = g
+            .data
+            .iter()
+            .zip(&dir)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum();
+        assert!(
+            (fd - an).abs() <= 1e-3 * an.abs().max(fd.abs()),
+            "fd {fd}, backward {an}"
+        );
+    }
+}
