@@ -135,6 +135,22 @@ pub struct RdParameter {
     pub rd_parameter: Option<f32>,
 }
 
+/// `-e/--effort`, for the commands that code an image.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct EffortArg {
+    /// Encoder effort: 0 = the plain encoder; 1, 2, 3 = a per-image search of the latent for a
+    /// lower rate-distortion loss (about 20, 60, 150 iterations; slower, smaller files that the
+    /// same decoder reads). See docs/effort.md
+    #[arg(
+        short = 'e',
+        long = "effort",
+        default_value_t = 0,
+        value_name = "N",
+        value_parser = clap::value_parser!(u8).range(0..=codec_core::codec::MAX_EFFORT as i64)
+    )]
+    pub effort: u8,
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;

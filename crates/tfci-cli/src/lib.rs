@@ -9,7 +9,7 @@ pub mod rate;
 mod report;
 mod search;
 
-pub use args::{parse_size, BackendChoice, Common, NoClobber, RdParameter};
+pub use args::{parse_size, BackendChoice, Common, EffortArg, NoClobber, RdParameter};
 pub use files::{
     check_output, decode_image, png_bytes, read_image, read_input, write_output, Clobber, Input,
     Output, WriteGuard,

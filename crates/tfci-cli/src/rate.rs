@@ -3,6 +3,7 @@
 //! `tfci-enc` and the Python package refuse and accept the same requests with the same words.
 
 use anyhow::{bail, Result};
+use codec_core::codec::{Objective, SearchReport};
 use codec_core::model::{FamilyEntry, Registry};
 use codec_core::{Codec, Limits, RgbImage};
 
@@ -120,6 +121,48 @@ pub fn compress_at(
     })
 }
 
+/// The encoder's effort (`-e`, 0 = today's encoder) and the manifest entry whose training
+/// objective a search optimises.
+#[derive(Clone, Copy, Debug)]
+pub struct Effort<'a> {
+    pub effort: u8,
+    pub entry: &'a FamilyEntry,
+}
+
+/// Codes `image` at one point with `effort`: effort 0 is [`compress_at`]; above, the latent search
+/// of `Codec::search` runs between the analysis and the entropy coding, and its report comes back.
+pub fn compress_at_effort(
+    codec: &Codec,
+    image: &RgbImage,
+    point: Point,
+    limits: &Limits,
+    effort: Effort<'_>,
+) -> Result<(Vec<u8>, Option<SearchReport>)> {
+    if effort.effort == 0 {
+        return Ok((compress_at(codec, image, point, limits)?, None));
+    }
+    let (mut latents, objective) = match point_of_point(point) {
+        Point::Level(l) => (
+            codec.analyze(image, l, limits)?,
+            Objective::of(effort.entry, l, None)?,
+        ),
+        Point::Rd(r) => (
+            codec.analyze_rd(image, r, limits)?,
+            Objective::of(effort.entry, 0, Some(r))?,
+        ),
+    };
+    let report = codec.search(image, &mut latents, effort.effort, &objective)?;
+    Ok((codec.encode(&latents)?, report))
+}
+
+/// An integral rate parameter as its level (what [`compress_at`] codes).
+fn point_of_point(point: Point) -> Point {
+    match point {
+        Point::Rd(r) => point_of(r),
+        p => p,
+    }
+}
+
 /// Codes `image` as `mode` says: the file, the point it was coded at, and (for a search) every
 /// point tried with its bpp.
 pub fn compress(codec: &Codec, image: &RgbImage, mode: Mode, limits: &Limits) -> Result<Found> {
@@ -142,6 +185,42 @@ pub fn compress(codec: &Codec, image: &RgbImage, mode: Mode, limits: &Limits) ->
             compress_at(codec, image, p, limits)
         }),
     }
+}
+
+/// [`compress`] with an effort: every point coded (each one a `--target_bpp` search tries too)
+/// runs the latent search, so the bpp compared with the target is the searched file's. Returns
+/// the reports of the searches, in order, with their points.
+pub fn compress_with_effort(
+    codec: &Codec,
+    image: &RgbImage,
+    mode: Mode,
+    limits: &Limits,
+    effort: Effort<'_>,
+) -> Result<(Found, Vec<(Point, SearchReport)>)> {
+    let pixels = image.width * image.height;
+    let mut reports = Vec::new();
+    let mut code = |p: Point| -> Result<Vec<u8>> {
+        let (bytes, report) = compress_at_effort(codec, image, p, limits, effort)?;
+        reports.extend(report.map(|r| (p, r)));
+        Ok(bytes)
+    };
+    let found = match mode {
+        Mode::At(point) => {
+            let bytes = code(point)?;
+            Found {
+                point,
+                bpp: 8.0 * bytes.len() as f64 / pixels as f64,
+                bytes,
+                tried: Vec::new(),
+            }
+        }
+        Mode::Search {
+            axis,
+            target,
+            strict,
+        } => crate::search(axis, target, strict, pixels, code)?,
+    };
+    Ok((found, reports))
 }
 
 /// `level 3` or `rd_parameter 4.5`.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use codec_core::model::Registry;
 use codec_core::{Codec, Limits};
-use tfci_cli::rate::{describe, Mode};
+use tfci_cli::rate::{describe, Effort, Mode};
 use tfci_cli::{Clobber, Common, Job, Reporter, Totals, WriteGuard};
 
 pub const EXAMPLES: &str = "\
@@ -17,6 +17,7 @@ Examples:
   tfci-enc compress bmshj2018-factorized-msssim kodim01.png -b 0.5   # search the levels
   tfci-enc compress mbt2018-mean-msssim kodim01.png -b 0.5 --bpp_strict
   tfci-enc compress mbt2018-mean-msssim -r 4.5 kodim01.png          # between levels 4 and 5
+  tfci-enc compress -e 2 b2018-gdn-128-3 kodim01.png                # a smaller file, slower
   tfci-enc compress b2018-gdn-128-2 - - < a.png | ssh host tfci-dec decompress - b.png
   tfci-enc compress b2018-gdn-128-3 --out-dir out/ photos/*.png";
 
@@ -60,6 +61,8 @@ pub struct Args {
     )]
     pub out_dir: Option<PathBuf>,
     #[command(flatten)]
+    pub effort: tfci_cli::EffortArg,
+    #[command(flatten)]
     pub no_clobber: tfci_cli::NoClobber,
 }
 
@@ -91,6 +94,10 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
         codec: &codec,
         mode,
         limits: common.limits(),
+        effort: Effort {
+            effort: args.effort.effort,
+            entry,
+        },
     };
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
         let result = compress_one(&how, job, clobber, &reporter, totals);
@@ -104,6 +111,7 @@ struct How<'a> {
     codec: &'a Codec,
     mode: Mode,
     limits: Limits,
+    effort: Effort<'a>,
 }
 
 fn compress_one(
@@ -122,8 +130,28 @@ fn compress_one(
     }
     let pixels = image.width * image.height;
     let failed = || format!("failed compressing {}", job.input);
-    let found =
-        tfci_cli::rate::compress(how.codec, &image, how.mode, &how.limits).with_context(failed)?;
+    let (found, searches) =
+        tfci_cli::rate::compress_with_effort(how.codec, &image, how.mode, &how.limits, how.effort)
+            .with_context(failed)?;
+    if reporter.verbose() {
+        for (p, r) in &searches {
+            let outcome = if r.kept {
+                "kept"
+            } else {
+                "not lower: effort 0's latent kept"
+            };
+            reporter.info(&format!(
+                "{}: effort {} at {}: {} iterations, objective {:.5} -> {:.5} ({outcome}), {:.2} s",
+                job.input,
+                r.effort,
+                describe(*p),
+                r.iterations,
+                r.before,
+                r.after,
+                r.seconds
+            ));
+        }
+    }
     let (bytes, point) = (&found.bytes, found.point);
     if reporter.verbose() && !found.tried.is_empty() {
         let tried: Vec<String> = found

@@ -31,6 +31,8 @@ pub struct Args {
     #[command(flatten)]
     pub rd: tfci_cli::RdParameter,
     #[command(flatten)]
+    pub effort: tfci_cli::EffortArg,
+    #[command(flatten)]
     pub no_clobber: tfci_cli::NoClobber,
 }
 
@@ -228,9 +230,9 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
         reporter.note(&note);
     }
     let limits = common.limits();
-    let latents = match (level, args.rd.rd_parameter) {
-        (Some(l), None) => codec.analyze(&image, l, &limits)?,
-        (None, Some(r)) => codec.analyze_rd(&image, r, &limits)?,
+    let (mut latents, objective) = match (level, args.rd.rd_parameter) {
+        (Some(l), None) => (codec.analyze(&image, l, &limits)?, (l, None)),
+        (None, Some(r)) => (codec.analyze_rd(&image, r, &limits)?, (0, Some(r))),
         (Some(_), Some(_)) => bail!(
             "--rd_parameter takes the family name ({}), without the level",
             entry.family
@@ -241,6 +243,24 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
             entry.levels
         ),
     };
+    if args.effort.effort > 0 {
+        let objective = codec_core::codec::Objective::of(entry, objective.0, objective.1)?;
+        if let Some(r) = codec.search(&image, &mut latents, args.effort.effort, &objective)? {
+            reporter.info(&format!(
+                "{input}: effort {}: {} iterations, objective {:.5} -> {:.5}{}, {:.2} s",
+                r.effort,
+                r.iterations,
+                r.before,
+                r.after,
+                if r.kept {
+                    ""
+                } else {
+                    " (effort 0's latent kept)"
+                },
+                r.seconds
+            ));
+        }
+    }
     let arrays = arrays(&codec, &image, &latents, &args.tensors)?;
     tfci_cli::print_notes(&codec, &reporter);
     let npz = npz(&arrays).context("failed writing the .npz")?;
