@@ -171,7 +171,8 @@ impl Objective {
 pub struct SearchReport {
     pub effort: u8,
     pub iterations: usize,
-    /// The objective of effort 0's latent and of the searched one (rounded, 8-bit image).
+    /// The objective of effort 0's latent and of the searched one (rounded, 8-bit image); the
+    /// file holds the searched one only when `after < before`.
     pub before: f64,
     pub after: f64,
     /// Whether the searched latent replaced effort 0's (`after < before`).
@@ -371,7 +372,7 @@ impl Codec {
             effort,
             iterations: n,
             before,
-            after: after.min(before),
+            after,
             kept,
             seconds: start.elapsed().as_secs_f64(),
         }))
