@@ -41,7 +41,7 @@ enum Cmd {
     },
     /// Encodes, decodes and measures a folder of images with our models, JPEG and the optional
     /// external codecs; writes CSVs, a Markdown report and RD plots.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Codes a chart of saturated patches (primaries, skin tones, a hue ramp) with every model at
     /// its middle level and JPEG q50, and prints each patch's mean-colour shift (CIELAB ΔE*ab).
     Colour {
@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// Model folder (default: as tfci-enc finds it).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,
+    /// Encoder efforts of the learned codecs (`tfci-enc compress -e`, 0 to 3); each effort above 0 is
+    /// a codec of its own, FAMILY-eN, e.g. `--efforts 0,2`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub efforts: Vec<u8>,
     /// JPEG qualities (libjpeg scale, 4:2:0); empty for no JPEG.
     #[arg(
         long,

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use codec_core::codec::Objective;
 use codec_core::container::Packed;
+use codec_core::model::FamilyEntry;
 use codec_core::{Codec, Limits, RgbImage};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -41,6 +43,8 @@ enum Coder {
     Learned {
         codec: usize,
         level: u32,
+        /// `tfci-enc -e`: 0 is the plain encoder.
+        effort: u8,
     },
     External {
         tool: Tool,
@@ -192,7 +196,19 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             coder: Coder::Jpeg(q),
         });
     }
-    let mut codecs: Vec<Codec> = Vec::new();
+    let mut codecs: Vec<(Codec, FamilyEntry)> = Vec::new();
+    let mut efforts: Vec<u8> = Vec::new();
+    for &e in &args.efforts {
+        if e > codec_core::codec::MAX_EFFORT {
+            let max = codec_core::codec::MAX_EFFORT;
+            warn(
+                &mut ctx,
+                format!("effort {e} is outside 0..={max}; skipped"),
+            );
+        } else if !efforts.contains(&e) {
+            efforts.push(e);
+        }
+    }
     let want_models = !(args.models.len() == 1 && args.models[0] == "none");
     if want_models {
         match tfci_cli::open_registry(args.model_dir.as_deref()) {
@@ -231,16 +247,24 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                         .and_then(|f| Codec::new(f).map_err(anyhow::Error::from));
                     match codec {
                         Ok(codec) => {
-                            codecs.push(codec);
-                            for level in levels {
-                                jobs.push(Job {
-                                    codec: family.clone(),
-                                    setting: format!("level={level}"),
-                                    coder: Coder::Learned {
-                                        codec: codecs.len() - 1,
-                                        level,
-                                    },
-                                });
+                            codecs.push((codec, entry.clone()));
+                            for &effort in &efforts {
+                                // Each effort above 0 is a codec of its own (its own curve).
+                                let name = match effort {
+                                    0 => family.clone(),
+                                    e => format!("{family}-e{e}"),
+                                };
+                                for &level in &levels {
+                                    jobs.push(Job {
+                                        codec: name.clone(),
+                                        setting: format!("level={level}"),
+                                        coder: Coder::Learned {
+                                            codec: codecs.len() - 1,
+                                            level,
+                                            effort,
+                                        },
+                                    });
+                                }
                             }
                         }
                         Err(e) => warn(&mut ctx, format!("model family {family} skipped: {e:#}")),
@@ -358,7 +382,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 fn evaluate(
     images: &[(String, PathBuf, RgbImage)],
     jobs: &[Job],
-    codecs: &[Codec],
+    codecs: &[(Codec, FamilyEntry)],
     programs: &[[PathBuf; 2]],
     ctx: &mut RunInfo,
 ) -> Result<Vec<Row>> {
@@ -401,10 +425,21 @@ fn evaluate(
                     let dec = jpeg::decode(&bytes)?;
                     Ok((bytes.len() as u64, dec, enc, t0.elapsed()))
                 })(),
-                Coder::Learned { codec, level } => (|| {
-                    let codec = &codecs[*codec];
+                Coder::Learned {
+                    codec,
+                    level,
+                    effort,
+                } => (|| {
+                    let (codec, entry) = &codecs[*codec];
                     let t0 = Instant::now();
-                    let bytes = codec.compress(img, *level, &limits)?;
+                    let bytes = if *effort == 0 {
+                        codec.compress(img, *level, &limits)?
+                    } else {
+                        let mut latents = codec.analyze(img, *level, &limits)?;
+                        let objective = Objective::of(entry, *level, None)?;
+                        codec.search(img, &mut latents, *effort, &objective)?;
+                        codec.encode(&latents)?
+                    };
                     let enc = t0.elapsed();
                     let t0 = Instant::now();
                     let dec = codec.decompress_packed(&Packed::from_bytes(&bytes)?, &limits)?;

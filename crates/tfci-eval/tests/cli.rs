@@ -262,3 +262,47 @@ fn empty_folder_still_writes_a_report() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 }
+
+/// `--efforts 0,1`: the effort-1 files are a codec of their own (FAMILY-e1) beside the plain one,
+/// searched with the shipped model's objective; an effort above 3 is skipped with a warning.
+#[test]
+fn efforts_are_codecs_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).expect("mkdir");
+    save(&make_image(64, 48, 3), &images.join("a.png"));
+    let out_dir = dir.path().join("out");
+    let out = bin()
+        .args(["run", "--models", "b2018-gdn-128-1", "--efforts", "0,1,5"])
+        .args(["--external", "none", "--jpeg-qualities", "30,60"])
+        .arg("--images")
+        .arg(&images)
+        .arg("--model-dir")
+        .arg(repo_root().join("models"))
+        .arg("--published")
+        .arg(dir.path().join("none.csv"))
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("effort 5 is outside 0..=3; skipped"),
+        "{}",
+        stderr(&out)
+    );
+    let csv = std::fs::read_to_string(out_dir.join("per_image.csv")).expect("csv");
+    let size = |codec: &str| -> u64 {
+        let prefix = format!("{codec},level=1,a.png,64,48,");
+        let line = csv.lines().find(|l| l.starts_with(&prefix));
+        let line = line.unwrap_or_else(|| panic!("no {codec} row in\n{csv}"));
+        line[prefix.len()..]
+            .split(',')
+            .next()
+            .and_then(|b| b.parse().ok())
+            .expect("bytes")
+    };
+    assert!(size("b2018-gdn-128") > 0);
+    assert!(size("b2018-gdn-128-e1") > 0);
+    assert_eq!(csv.lines().count(), 1 + 2 + 2, "{csv}");
+}
