@@ -151,3 +151,43 @@ fn effort_above_the_maximum_is_refused() {
         Err(Error::BadModel(_))
     ));
 }
+
+/// On the GPU backend the search runs on the CPU and the codec says so in a note; the file is the
+/// CPU search's choice of symbols, and it decodes. Skipped (visibly) without a wgpu adapter.
+#[test]
+fn the_gpu_backend_searches_on_the_cpu_and_says_so() {
+    use codec_core::{Backend, BackendKind, BackendOptions};
+    let opts = BackendOptions {
+        kind: BackendKind::Gpu,
+        adapter: std::env::var("TFCI_TEST_ADAPTER").ok(),
+    };
+    let backend = match Backend::select(&opts) {
+        Ok(b) => b,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but the GPU backend is unavailable: {e}")
+        }
+        Err(e) => {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED the_gpu_backend_searches_on_the_cpu_and_says_so: no wgpu adapter ({e})"
+            );
+            return;
+        }
+    };
+    let registry = registry();
+    let entry = registry.family("b2018-gdn-128").expect("shipped");
+    let codec = Codec::with_backend(registry.load(entry).expect("loads"), &backend).expect("gpu");
+    let objective = Objective::of(entry, 2, None).expect("objective");
+    codec.take_notes();
+    let (bytes, report) = compress(&codec, &objective, 2, None, 1);
+    assert!(report.is_some());
+    let notes = codec.take_notes();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("the latent search runs on the CPU")),
+        "{notes:?}"
+    );
+    codec::decompress(&registry, &bytes, &Limits::default()).expect("decodes");
+}
