@@ -58,7 +58,7 @@ fn compress(
     }
     .expect("analyze");
     let report = codec
-        .search(&img, &mut latents, e, objective)
+        .search(&img, &mut latents, e, objective, &limits)
         .expect("search");
     let bytes = codec.encode(&latents).expect("encode");
     (bytes, report.map(|r| (r.before, r.after)))
@@ -131,7 +131,13 @@ fn effort_above_the_maximum_is_refused() {
     let mut latents = codec.analyze(&img, 1, &Limits::default()).expect("analyze");
     let symbols = latents.y_symbols.clone();
     let err = codec
-        .search(&img, &mut latents, MAX_EFFORT + 1, &objective)
+        .search(
+            &img,
+            &mut latents,
+            MAX_EFFORT + 1,
+            &objective,
+            &Limits::default(),
+        )
         .expect_err("refused");
     assert!(matches!(err, Error::Argument(_)), "{err}");
     assert!(
@@ -190,4 +196,43 @@ fn the_gpu_backend_searches_on_the_cpu_and_says_so() {
         "{notes:?}"
     );
     codec::decompress(&registry, &bytes, &Limits::default()).expect("decodes");
+}
+
+/// The search holds whole activations: over `--max-memory` it is refused before it allocates, with
+/// what it would need, and the latents stay effort 0's.
+#[test]
+fn a_search_over_the_memory_limit_is_refused() {
+    let registry = registry();
+    let entry = registry
+        .family("bmshj2018-factorized-msssim")
+        .expect("shipped");
+    let codec = Codec::new(registry.load(entry).expect("loads")).expect("prepares");
+    let objective = Objective::of(entry, 1, None).expect("objective");
+    let img = image();
+    let mut latents = codec.analyze(&img, 1, &Limits::default()).expect("analyze");
+    let symbols = latents.y_symbols.clone();
+    let need = codec.search_memory(img.width, img.height, &objective);
+    // More than the pixels and latents alone, and it grows with the image.
+    assert!(need > 100 * (img.width * img.height) as u64, "{need}");
+    assert!(codec.search_memory(2 * img.width, 2 * img.height, &objective) > 3 * need);
+    let limits = Limits {
+        max_memory: need - 1,
+        ..Limits::default()
+    };
+    let err = codec
+        .search(&img, &mut latents, 1, &objective, &limits)
+        .expect_err("refused");
+    assert!(matches!(err, Error::ImageSize { .. }), "{err}");
+    assert!(
+        err.to_string().contains("a search at effort 1 needs about"),
+        "{err}"
+    );
+    assert_eq!(latents.y_symbols, symbols);
+    let limits = Limits {
+        max_memory: need,
+        ..Limits::default()
+    };
+    assert!(codec
+        .search(&img, &mut latents, 1, &objective, &limits)
+        .is_ok());
 }

@@ -151,7 +151,7 @@ pub fn compress_at_effort(
             Objective::of(effort.entry, 0, Some(r))?,
         ),
     };
-    let report = codec.search(image, &mut latents, effort.effort, &objective)?;
+    let report = codec.search(image, &mut latents, effort.effort, &objective, limits)?;
     Ok((codec.encode(&latents)?, report))
 }
 

@@ -245,7 +245,13 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
     };
     if args.effort.effort > 0 {
         let objective = codec_core::codec::Objective::of(entry, objective.0, objective.1)?;
-        if let Some(r) = codec.search(&image, &mut latents, args.effort.effort, &objective)? {
+        if let Some(r) = codec.search(
+            &image,
+            &mut latents,
+            args.effort.effort,
+            &objective,
+            &limits,
+        )? {
             reporter.info(&format!(
                 "{input}: effort {}: {} iterations, objective {:.5} -> {:.5}{}, {:.2} s",
                 r.effort,

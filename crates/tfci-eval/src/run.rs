@@ -437,7 +437,7 @@ fn evaluate(
                     } else {
                         let mut latents = codec.analyze(img, *level, &limits)?;
                         let objective = Objective::of(entry, *level, None)?;
-                        codec.search(img, &mut latents, *effort, &objective)?;
+                        codec.search(img, &mut latents, *effort, &objective, &limits)?;
                         codec.encode(&latents)?
                     };
                     let enc = t0.elapsed();

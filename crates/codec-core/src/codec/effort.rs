@@ -21,9 +21,10 @@
 
 use std::time::Instant;
 
+use super::limits::bytes_text;
 use super::msssim::ms_ssim;
 use super::prior::Prior;
-use super::{Codec, Latents};
+use super::{Codec, Latents, Limits};
 use crate::cpu::backprop::DiffNet;
 use crate::entropy::RateTables;
 use crate::error::{Error, Result};
@@ -303,19 +304,36 @@ impl Codec {
     /// replaces them when it finds one. Effort 0 does nothing (`Ok(None)`); the latents must come
     /// from [`Codec::analyze`] or [`Codec::analyze_rd`] of `image`.
     ///
+    /// The search holds whole activations (no tiles): an image whose search would need more than
+    /// `limits.max_memory` ([`Codec::search_memory`]) is refused before anything is allocated.
+    ///
     /// # Errors
     /// [`Error::Argument`] for an effort above [`MAX_EFFORT`] or latents that do not belong to the
-    /// image; the errors of the tables.
+    /// image; [`Error::ImageSize`] over the memory limit; the errors of the tables.
     pub fn search(
         &self,
         image: &RgbImage,
         latents: &mut Latents,
         effort: u8,
         objective: &Objective,
+        limits: &Limits,
     ) -> Result<Option<SearchReport>> {
         let n = iterations(effort)?;
         if n == 0 {
             return Ok(None);
+        }
+        let need = self.search_memory(image.width, image.height, objective);
+        if need > limits.max_memory {
+            return Err(Error::ImageSize {
+                width: image.width as u64,
+                height: image.height as u64,
+                reason: format!(
+                    "a search at effort {effort} needs about {}, more than the memory limit of {} \
+                     (raise it with --max-memory or TFCI_MAX_MEMORY, or use effort 0)",
+                    bytes_text(need),
+                    bytes_text(limits.max_memory)
+                ),
+            });
         }
         let start = Instant::now();
         if self.backend.is_gpu() {
@@ -376,6 +394,28 @@ impl Codec {
             kept,
             seconds: start.elapsed().as_secs_f64(),
         }))
+    }
+
+    /// About the most bytes [`Codec::search`] holds for a `width x height` image: every activation
+    /// of `g_s` three times (the live one, the tape's copy, the gradient), MS-SSIM's f64 planes
+    /// (about 20 per channel, the channels in parallel), the image and the reconstruction, and 48
+    /// bytes of search state per latent value.
+    pub fn search_memory(&self, width: usize, height: usize, objective: &Objective) -> u64 {
+        let vol = |(c, h, w): (usize, usize, usize)| (c as u64) * (h as u64) * (w as u64);
+        let y = self.family.g_a.output_shape((3, height, width));
+        let mut shape = y;
+        let mut values = vol(shape);
+        for layer in &self.family.g_s.layers {
+            shape = layer.output_shape(shape);
+            values += vol(shape);
+        }
+        let pixels = (width as u64) * (height as u64);
+        let ms_ssim = if objective.ms_ssim_weight > 0.0 {
+            3 * 20 * 8 * pixels
+        } else {
+            0
+        };
+        12 * values + ms_ssim + 24 * pixels + 48 * vol(y)
     }
 
     /// The fixed parts of a search: the decoder, the image, the centers, rows and tables of `y`.

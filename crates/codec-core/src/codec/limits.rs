@@ -152,7 +152,7 @@ impl Codec {
 }
 
 /// `1.4 GiB`, `64 MiB` or `1024 bytes`.
-fn bytes_text(b: u64) -> String {
+pub(super) fn bytes_text(b: u64) -> String {
     const MIB: u64 = 1 << 20;
     if b >= 1 << 30 {
         format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64)
