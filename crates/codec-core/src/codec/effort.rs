@@ -22,7 +22,7 @@
 use std::time::Instant;
 
 use super::limits::bytes_text;
-use super::msssim::ms_ssim;
+use super::msssim::Reference;
 use super::prior::Prior;
 use super::{Codec, Latents, Limits};
 use crate::cpu::backprop::DiffNet;
@@ -130,9 +130,16 @@ impl Objective {
         }
     }
 
-    /// The distortion terms of `x_hat` against `x` (both `3 x H x W` in `[0, 1]`) and, with `grad`,
-    /// their gradient with respect to `x_hat`.
-    fn distortion(&self, x_hat: &Tensor, x: &Tensor, grad: bool) -> (f64, Option<Tensor>) {
+    /// The distortion terms of `x_hat` against `x` (both `3 x H x W` in `[0, 1]`; `reference` is
+    /// `x`'s MS-SSIM side, needed when the objective has an MS-SSIM term) and, with `grad`, their
+    /// gradient with respect to `x_hat`.
+    fn distortion(
+        &self,
+        x_hat: &Tensor,
+        x: &Tensor,
+        reference: Option<&Reference>,
+        grad: bool,
+    ) -> (f64, Option<Tensor>) {
         let n = x.data.len().max(1) as f64;
         let k = self.mse_weight * 255.0 * 255.0;
         let mse = x_hat
@@ -152,8 +159,8 @@ impl Objective {
                 .collect();
             Tensor::from_vec(x.c, x.h, x.w, data)
         });
-        if self.ms_ssim_weight > 0.0 {
-            let (ms, ms_grad) = ms_ssim(x_hat, x, grad);
+        if let (true, Some(reference)) = (self.ms_ssim_weight > 0.0, reference) {
+            let (ms, ms_grad) = reference.ms_ssim(x_hat, grad);
             value += self.ms_ssim_weight * (1.0 - ms);
             if let (Some(g), Some(mg)) = (g.as_mut(), ms_grad) {
                 let w = self.ms_ssim_weight as f32;
@@ -223,6 +230,8 @@ fn soft_round(v: f32, tau: f64, g_f: f64, g_c: f64) -> (f32, f64) {
 struct Problem<'a> {
     net: DiffNet,
     x: Tensor,
+    /// `x`'s MS-SSIM side, when the objective has an MS-SSIM term.
+    reference: Option<Reference>,
     objective: &'a Objective,
     /// Per element of `y`: the center and the table row.
     center: Vec<f32>,
@@ -253,7 +262,9 @@ impl Problem<'_> {
     fn rounded(&self, symbols: &[i32]) -> f64 {
         let (x_hat, _) = self.net.forward(&self.y_hat(|j| symbols[j] as f32));
         let x8 = RgbImage::from_tensor(&x_hat.crop(self.x.h, self.x.w)).to_tensor();
-        let (d, _) = self.objective.distortion(&x8, &self.x, false);
+        let (d, _) = self
+            .objective
+            .distortion(&x8, &self.x, self.reference.as_ref(), false);
         let bits: f64 = symbols
             .iter()
             .zip(&self.row)
@@ -276,7 +287,9 @@ impl Problem<'_> {
         let mut x_hat = out.crop(h, w);
         let inside: Vec<bool> = x_hat.data.iter().map(|v| (0.0..=1.0).contains(v)).collect();
         x_hat.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
-        let (d, g) = self.objective.distortion(&x_hat, &self.x, true);
+        let (d, g) = self
+            .objective
+            .distortion(&x_hat, &self.x, self.reference.as_ref(), true);
         let mut g_out = Tensor::zeros(out.c, out.h, out.w);
         if let Some(g) = g {
             for c in 0..g.c {
@@ -474,9 +487,11 @@ impl Codec {
             }
             _ => return Err(Error::BadModel("prior and tables disagree".into())),
         };
+        let x = image.to_tensor();
         Ok(Problem {
             net: DiffNet::prepare(&self.family.g_s),
-            x: image.to_tensor(),
+            reference: (objective.ms_ssim_weight > 0.0).then(|| Reference::new(&x)),
+            x,
             objective,
             center,
             row,

@@ -75,31 +75,38 @@ impl Plane {
 /// The valid separable Gaussian filter (height, then width; a side shorter than the window is
 /// left unfiltered).
 fn filter(p: &Plane, g: &[f64; WIN]) -> Plane {
-    let mut cur = p.clone();
-    if cur.h >= WIN {
-        let oh = cur.h - WIN + 1;
-        let mut out = Plane::zeros(oh, cur.w);
-        for y in 0..oh {
-            let row = &mut out.v[y * cur.w..(y + 1) * cur.w];
-            for (t, &gt) in g.iter().enumerate() {
-                let src = &cur.v[(y + t) * cur.w..(y + t + 1) * cur.w];
-                row.iter_mut().zip(src).for_each(|(o, &s)| *o += gt * s);
-            }
-        }
-        cur = out;
-    }
+    let tall = (p.h >= WIN).then(|| filter_h(p, g));
+    let cur = tall.as_ref().unwrap_or(p);
     if cur.w >= WIN {
         let ow = cur.w - WIN + 1;
         let mut out = Plane::zeros(cur.h, ow);
         for y in 0..cur.h {
             let src = &cur.v[y * cur.w..(y + 1) * cur.w];
-            for (x, o) in out.v[y * ow..(y + 1) * ow].iter_mut().enumerate() {
-                *o = g.iter().zip(&src[x..x + WIN]).map(|(a, b)| a * b).sum();
+            let row = &mut out.v[y * ow..(y + 1) * ow];
+            // Tap by tap over the row (contiguous, so it vectorizes).
+            for (t, &gt) in g.iter().enumerate() {
+                row.iter_mut()
+                    .zip(&src[t..t + ow])
+                    .for_each(|(o, &s)| *o += gt * s);
             }
         }
-        cur = out;
+        return out;
     }
-    cur
+    tall.unwrap_or_else(|| p.clone())
+}
+
+/// The height pass of [`filter`] (`p.h >= WIN`).
+fn filter_h(cur: &Plane, g: &[f64; WIN]) -> Plane {
+    let oh = cur.h - WIN + 1;
+    let mut out = Plane::zeros(oh, cur.w);
+    for y in 0..oh {
+        let row = &mut out.v[y * cur.w..(y + 1) * cur.w];
+        for (t, &gt) in g.iter().enumerate() {
+            let src = &cur.v[(y + t) * cur.w..(y + t + 1) * cur.w];
+            row.iter_mut().zip(src).for_each(|(o, &s)| *o += gt * s);
+        }
+    }
+    out
 }
 
 /// The adjoint of [`filter`] for an input of `h x w`: the "full" convolution (width, then height).
@@ -110,11 +117,11 @@ fn filter_adjoint(d: &Plane, g: &[f64; WIN], h: usize, w: usize) -> Plane {
         for y in 0..cur.h {
             let src = &cur.v[y * cur.w..(y + 1) * cur.w];
             let dst = &mut out.v[y * w..(y + 1) * w];
-            for (x, &s) in src.iter().enumerate() {
-                dst[x..x + WIN]
+            for (t, &gt) in g.iter().enumerate() {
+                dst[t..t + cur.w]
                     .iter_mut()
-                    .zip(g)
-                    .for_each(|(o, &gt)| *o += gt * s);
+                    .zip(src)
+                    .for_each(|(o, &s)| *o += gt * s);
             }
         }
         cur = out;
@@ -173,34 +180,111 @@ fn pool_adjoint(d: &Plane, h: usize, w: usize) -> Plane {
     out
 }
 
-/// One channel's MS-SSIM of `x` (the reconstruction) against `y`, and with `grad` its gradient
-/// with respect to `x`.
-fn channel(x: &[f32], y: &[f32], h: usize, w: usize, grad: bool) -> (f64, Option<Vec<f64>>) {
+/// One scale of the reference image: the plane, its filtered mean and second moment.
+#[derive(Debug)]
+struct RefScale {
+    y: Plane,
+    mu2: Plane,
+    syy: Plane,
+}
+
+/// The reference image's side of MS-SSIM, which a search computes once: per channel its
+/// 5-scale pyramid and, per scale, `G(y)` and `G(y²)`.
+#[derive(Debug)]
+pub(crate) struct Reference {
+    c: usize,
+    h: usize,
+    w: usize,
+    channels: Vec<Vec<RefScale>>,
+}
+
+impl Reference {
+    /// Prepares the reference `x` (`C x H x W`, values in `[0, 1]`).
+    pub(crate) fn new(x: &Tensor) -> Reference {
+        let g = window();
+        let channels = (0..x.c)
+            .into_par_iter()
+            .map(|c| {
+                let mut y = Plane {
+                    h: x.h,
+                    w: x.w,
+                    v: x.channel(c).iter().map(|&v| v as f64).collect(),
+                };
+                let mut scales = Vec::with_capacity(WEIGHTS.len());
+                for s in 0..WEIGHTS.len() {
+                    let next = (s + 1 < WEIGHTS.len()).then(|| pool(&y));
+                    let mu2 = filter(&y, &g);
+                    let syy = filter(&y.map2(&y, |a, b| a * b), &g);
+                    scales.push(RefScale { y, mu2, syy });
+                    match next {
+                        Some(n) => y = n,
+                        None => break,
+                    }
+                }
+                scales
+            })
+            .collect();
+        Reference {
+            c: x.c,
+            h: x.h,
+            w: x.w,
+            channels,
+        }
+    }
+
+    /// pytorch_msssim's `ms_ssim(x_hat, x, data_range=1)` against this reference and, with
+    /// `grad`, its gradient with respect to `x_hat` (channels in parallel).
+    ///
+    /// # Panics
+    /// If `x_hat`'s shape is not the reference's.
+    pub(crate) fn ms_ssim(&self, x_hat: &Tensor, grad: bool) -> (f64, Option<Tensor>) {
+        assert!(
+            (x_hat.c, x_hat.h, x_hat.w) == (self.c, self.h, self.w),
+            "ms_ssim of different shapes"
+        );
+        let per: Vec<(f64, Option<Vec<f64>>)> = (0..self.c)
+            .into_par_iter()
+            .map(|c| channel(x_hat.channel(c), &self.channels[c], self.h, self.w, grad))
+            .collect();
+        let k = self.c.max(1) as f64;
+        let value = per.iter().map(|(v, _)| v).sum::<f64>() / k;
+        let grad = grad.then(|| {
+            let data = per
+                .iter()
+                .flat_map(|(_, g)| g.iter().flatten().map(|&v| (v / k) as f32))
+                .collect();
+            Tensor::from_vec(self.c, self.h, self.w, data)
+        });
+        (value, grad)
+    }
+}
+
+/// One channel's MS-SSIM of `x` (the reconstruction) against the reference's scales, and with
+/// `grad` its gradient with respect to `x`.
+fn channel(x: &[f32], r: &[RefScale], h: usize, w: usize, grad: bool) -> (f64, Option<Vec<f64>>) {
     let g = window();
     let mut xs = vec![Plane {
         h,
         w,
         v: x.iter().map(|&v| v as f64).collect(),
     }];
-    let mut ys = vec![Plane {
-        h,
-        w,
-        v: y.iter().map(|&v| v as f64).collect(),
-    }];
     for s in 1..WEIGHTS.len() {
         xs.push(pool(&xs[s - 1]));
-        ys.push(pool(&ys[s - 1]));
     }
     // Per scale: the mean of cs (or ssim at the last scale) and the maps the gradient needs.
     let mut means = [0.0f64; 5];
     let mut parts = Vec::with_capacity(5);
     for s in 0..WEIGHTS.len() {
-        let (xp, yp) = (&xs[s], &ys[s]);
-        let mu1 = filter(xp, &g);
-        let mu2 = filter(yp, &g);
-        let sxx = filter(&xp.map2(xp, |a, b| a * b), &g);
-        let syy = filter(&yp.map2(yp, |a, b| a * b), &g);
-        let sxy = filter(&xp.map2(yp, |a, b| a * b), &g);
+        let (xp, RefScale { y: yp, mu2, syy }) = (&xs[s], &r[s]);
+        let (mu1, (sxx, sxy)) = rayon::join(
+            || filter(xp, &g),
+            || {
+                rayon::join(
+                    || filter(&xp.map2(xp, |a, b| a * b), &g),
+                    || filter(&xp.map2(yp, |a, b| a * b), &g),
+                )
+            },
+        );
         let n = mu1.v.len();
         let last = s == WEIGHTS.len() - 1;
         let mut sum = 0.0;
@@ -217,7 +301,7 @@ fn channel(x: &[f32], y: &[f32], h: usize, w: usize, grad: bool) -> (f64, Option
             };
         }
         means[s] = sum / n as f64;
-        parts.push((mu1, mu2, sxx, syy, sxy));
+        parts.push((mu1, sxx, sxy));
     }
     let value: f64 = means
         .iter()
@@ -230,8 +314,8 @@ fn channel(x: &[f32], y: &[f32], h: usize, w: usize, grad: bool) -> (f64, Option
     // Coarse to fine: this scale's term plus the pooled-back gradient of the coarser ones.
     let mut acc: Option<Plane> = None;
     for s in (0..WEIGHTS.len()).rev() {
-        let (xp, yp) = (&xs[s], &ys[s]);
-        let (mu1, mu2, sxx, syy, sxy) = &parts[s];
+        let (xp, RefScale { y: yp, mu2, syy }) = (&xs[s], &r[s]);
+        let (mu1, sxx, sxy) = &parts[s];
         let n = mu1.v.len();
         let last = s == WEIGHTS.len() - 1;
         // d value / d mean_s (relu: nothing flows through a non-positive mean).
@@ -263,9 +347,15 @@ fn channel(x: &[f32], y: &[f32], h: usize, w: usize, grad: bool) -> (f64, Option
             d_s1.v[i] = ds1;
             d_s12.v[i] = ds12;
         }
-        let g_mu1 = filter_adjoint(&d_mu1, &g, xp.h, xp.w);
-        let g_s1 = filter_adjoint(&d_s1, &g, xp.h, xp.w);
-        let g_s12 = filter_adjoint(&d_s12, &g, xp.h, xp.w);
+        let (g_mu1, (g_s1, g_s12)) = rayon::join(
+            || filter_adjoint(&d_mu1, &g, xp.h, xp.w),
+            || {
+                rayon::join(
+                    || filter_adjoint(&d_s1, &g, xp.h, xp.w),
+                    || filter_adjoint(&d_s12, &g, xp.h, xp.w),
+                )
+            },
+        );
         let mut dx = Plane::zeros(xp.h, xp.w);
         for i in 0..dx.v.len() {
             dx.v[i] = g_mu1.v[i] + 2.0 * xp.v[i] * g_s1.v[i] + yp.v[i] * g_s12.v[i];
@@ -280,29 +370,13 @@ fn channel(x: &[f32], y: &[f32], h: usize, w: usize, grad: bool) -> (f64, Option
 }
 
 /// pytorch_msssim's `ms_ssim(x_hat, x, data_range=1)` of two `C x H x W` images with values in
-/// `[0, 1]`, and with `grad` its gradient with respect to `x_hat` (channels in parallel).
+/// `[0, 1]`, and with `grad` its gradient with respect to `x_hat`.
 ///
 /// # Panics
 /// If the two shapes differ.
+#[cfg(test)]
 pub(crate) fn ms_ssim(x_hat: &Tensor, x: &Tensor, grad: bool) -> (f64, Option<Tensor>) {
-    assert!(
-        (x_hat.c, x_hat.h, x_hat.w) == (x.c, x.h, x.w),
-        "ms_ssim of different shapes"
-    );
-    let per: Vec<(f64, Option<Vec<f64>>)> = (0..x.c)
-        .into_par_iter()
-        .map(|c| channel(x_hat.channel(c), x.channel(c), x.h, x.w, grad))
-        .collect();
-    let k = x.c.max(1) as f64;
-    let value = per.iter().map(|(v, _)| v).sum::<f64>() / k;
-    let grad = grad.then(|| {
-        let data = per
-            .iter()
-            .flat_map(|(_, g)| g.iter().flatten().map(|&v| (v / k) as f32))
-            .collect();
-        Tensor::from_vec(x.c, x.h, x.w, data)
-    });
-    (value, grad)
+    Reference::new(x).ms_ssim(x_hat, grad)
 }
 
 #[cfg(test)]
