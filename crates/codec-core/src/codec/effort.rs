@@ -457,36 +457,54 @@ impl Codec {
         let rate = |t: &crate::model::CdfRows| {
             RateTables::new(&t.cdf, t.rows, t.row_len, &t.cdf_len, &t.offset)
         };
-        let (center, row, tables, other_bits) = match (&self.prior, &self.family.tables) {
-            (Prior::Factorized { medians, .. }, Tables::Factorized { y_eb }) => {
-                let first = (level as usize - 1) * m;
-                let center = (0..m * plane).map(|j| medians[first + j / plane]).collect();
-                let row = (0..m * plane).map(|j| first + j / plane).collect();
-                (center, row, rate(&y_eb.cdf)?, 0.0)
-            }
-            (Prior::Hyper(_), Tables::Hyperprior { z_eb, y_gc }) => {
-                let (Some(means), Some(indexes), Some(z), Some(z_sym)) = (
-                    &latents.means,
-                    &latents.scale_indexes,
-                    &latents.z,
-                    &latents.z_symbols,
-                ) else {
-                    return Err(Error::Argument(
-                        "search: hyperprior latents without z".into(),
-                    ));
-                };
-                let z_tables = rate(&z_eb.cdf)?;
-                let zp = (z.h * z.w).max(1);
-                let z_bits = z_sym
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &s)| z_tables.bits(j / zp, s))
-                    .sum();
-                let row = indexes.iter().map(|&i| i as usize).collect();
-                (means.data.clone(), row, rate(&y_gc.cdf)?, z_bits)
-            }
-            _ => return Err(Error::BadModel("prior and tables disagree".into())),
-        };
+        let (center, row, tables, other_bits): (Vec<f32>, Vec<usize>, _, f64) =
+            match (&self.prior, &self.family.tables) {
+                (Prior::Factorized { medians, .. }, Tables::Factorized { y_eb }) => {
+                    let first = (level as usize - 1) * m;
+                    let med = medians
+                        .get(first..first + m)
+                        .ok_or_else(|| Error::BadModel(format!("no medians for level {level}")))?;
+                    let center = (0..m * plane).map(|j| med[j / plane]).collect();
+                    let row = (0..m * plane).map(|j| first + j / plane).collect();
+                    (center, row, rate(&y_eb.cdf)?, 0.0)
+                }
+                (Prior::Hyper(_), Tables::Hyperprior { z_eb, y_gc }) => {
+                    let (Some(means), Some(indexes), Some(z), Some(z_sym)) = (
+                        &latents.means,
+                        &latents.scale_indexes,
+                        &latents.z,
+                        &latents.z_symbols,
+                    ) else {
+                        return Err(Error::Argument(
+                            "search: hyperprior latents without z".into(),
+                        ));
+                    };
+                    let z_tables = rate(&z_eb.cdf)?;
+                    let zp = (z.h * z.w).max(1);
+                    if z.c > z_tables.rows() || z_sym.len() != z.c * z.h * z.w {
+                        return Err(Error::BadModel(format!(
+                            "z has {} channels, the model's z tables {} rows",
+                            z.c,
+                            z_tables.rows()
+                        )));
+                    }
+                    let z_bits = z_sym
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &s)| z_tables.bits(j / zp, s))
+                        .sum();
+                    let row = indexes.iter().map(|&i| i as usize).collect();
+                    (means.data.clone(), row, rate(&y_gc.cdf)?, z_bits)
+                }
+                _ => return Err(Error::BadModel("prior and tables disagree".into())),
+            };
+        // A row the coder would refuse (a hostile model file) is an error here too, not a panic.
+        let rows = tables.rows();
+        if row.iter().any(|&r| r >= rows) {
+            return Err(Error::BadModel(format!(
+                "a symbol of y needs a table row the model's {rows} rows do not have"
+            )));
+        }
         let x = image.to_tensor();
         Ok(Problem {
             net: DiffNet::prepare(&self.family.g_s),

@@ -57,6 +57,11 @@ impl RateTables {
         Ok(Self { rows })
     }
 
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
     /// The probability with which symbol `s` of row `row` is written (escapes included).
     fn prob(&self, row: &RateRow, s: i64) -> f64 {
         let max_value = row.p.len() as i64 - 1;
