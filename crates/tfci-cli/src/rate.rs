@@ -166,10 +166,19 @@ fn point_of_point(point: Point) -> Point {
 /// Codes `image` as `mode` says: the file, the point it was coded at, and (for a search) every
 /// point tried with its bpp.
 pub fn compress(codec: &Codec, image: &RgbImage, mode: Mode, limits: &Limits) -> Result<Found> {
+    code_as(mode, image, |p| compress_at(codec, image, p, limits))
+}
+
+/// The file of `mode`: `code` at its point, or the `--target_bpp` search over `code`.
+fn code_as(
+    mode: Mode,
+    image: &RgbImage,
+    mut code: impl FnMut(Point) -> Result<Vec<u8>>,
+) -> Result<Found> {
     let pixels = image.width * image.height;
     match mode {
         Mode::At(point) => {
-            let bytes = compress_at(codec, image, point, limits)?;
+            let bytes = code(point)?;
             Ok(Found {
                 point,
                 bpp: 8.0 * bytes.len() as f64 / pixels as f64,
@@ -181,9 +190,7 @@ pub fn compress(codec: &Codec, image: &RgbImage, mode: Mode, limits: &Limits) ->
             axis,
             target,
             strict,
-        } => crate::search(axis, target, strict, pixels, |p| {
-            compress_at(codec, image, p, limits)
-        }),
+        } => crate::search(axis, target, strict, pixels, code),
     }
 }
 
@@ -197,29 +204,12 @@ pub fn compress_with_effort(
     limits: &Limits,
     effort: Effort<'_>,
 ) -> Result<(Found, Vec<(Point, SearchReport)>)> {
-    let pixels = image.width * image.height;
     let mut reports = Vec::new();
-    let mut code = |p: Point| -> Result<Vec<u8>> {
+    let found = code_as(mode, image, |p: Point| -> Result<Vec<u8>> {
         let (bytes, report) = compress_at_effort(codec, image, p, limits, effort)?;
         reports.extend(report.map(|r| (p, r)));
         Ok(bytes)
-    };
-    let found = match mode {
-        Mode::At(point) => {
-            let bytes = code(point)?;
-            Found {
-                point,
-                bpp: 8.0 * bytes.len() as f64 / pixels as f64,
-                bytes,
-                tried: Vec::new(),
-            }
-        }
-        Mode::Search {
-            axis,
-            target,
-            strict,
-        } => crate::search(axis, target, strict, pixels, code)?,
-    };
+    })?;
     Ok((found, reports))
 }
 
