@@ -76,7 +76,7 @@ fn check(arch: &str) {
         lat.y_symbols.len()
     );
     assert!(d <= X_HAT_TOL, "{arch}: x_hat differs by {d} at {at}");
-    let img = RgbImage::from_tensor(&x_hat);
+    let img = RgbImage::from_tensor(&x_hat).expect("an RGB tensor");
     assert_eq!((img.width, img.height), (f.image.width, f.image.height));
 }
 

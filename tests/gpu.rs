@@ -105,11 +105,13 @@ fn every_model_reconstructs_within_2_of_255_of_the_cpu() {
         let t = Instant::now();
         let lat = cpu.analyze(&image, level, &limits).expect("analyze");
         let y_hat = cpu.y_hat(&lat).expect("y_hat");
-        let x_cpu = RgbImage::from_tensor(&cpu.synthesize(&y_hat, lat.x_shape).expect("synthesis"));
+        let x_cpu = RgbImage::from_tensor(&cpu.synthesize(&y_hat, lat.x_shape).expect("synthesis"))
+            .expect("an RGB tensor");
         let t_cpu = t.elapsed();
         let t = Instant::now();
         let lat_gpu = gpu.analyze(&image, level, &limits).expect("analyze");
-        let x_gpu = RgbImage::from_tensor(&gpu.synthesize(&y_hat, lat.x_shape).expect("synthesis"));
+        let x_gpu = RgbImage::from_tensor(&gpu.synthesize(&y_hat, lat.x_shape).expect("synthesis"))
+            .expect("an RGB tensor");
         let t_gpu = t.elapsed();
         assert!(gpu.take_notes().is_empty(), "the GPU fell back to the CPU");
         let y_scale = lat.y.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -158,9 +160,12 @@ fn files_cross_backends_with_identical_symbols() {
                     assert_eq!(d.y_symbols, lat.y_symbols, "{what}: y symbols desync");
                     assert_eq!(d.z_symbols, lat.z_symbols, "{what}: z symbols desync");
                     assert_eq!(d.scale_indexes, lat.scale_indexes, "{what}: scale indexes");
-                    images.push(RgbImage::from_tensor(
-                        &dec.synthesize(&d.y_hat, d.x_shape).expect("synthesis"),
-                    ));
+                    images.push(
+                        RgbImage::from_tensor(
+                            &dec.synthesize(&d.y_hat, d.x_shape).expect("synthesis"),
+                        )
+                        .expect("an RGB tensor"),
+                    );
                 }
                 let d = max_diff(&images[0], &images[1]);
                 assert!(

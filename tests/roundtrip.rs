@@ -25,7 +25,8 @@ fn every_level_of_every_family_round_trips() {
             let y_hat = f.codec.y_hat(&lat).expect("y_hat");
             assert_eq!(dec.y_hat, y_hat, "{arch}-{level}: y_hat");
             let encoder_side =
-                RgbImage::from_tensor(&f.codec.synthesize(&y_hat, lat.x_shape).expect("synthesis"));
+                RgbImage::from_tensor(&f.codec.synthesize(&y_hat, lat.x_shape).expect("synthesis"))
+                    .expect("an RGB tensor");
             let (img, model) =
                 codec_core::codec::decompress(&f.registry, &bytes, &limits).expect("decompress");
             assert_eq!(model, f.codec.model_name(level));
@@ -128,7 +129,8 @@ fn rate_parameter_round_trips() {
         assert_eq!(model, family);
         assert_eq!(
             img,
-            RgbImage::from_tensor(&f.codec.synthesize(&y_hat, lat.x_shape).expect("synthesis")),
+            RgbImage::from_tensor(&f.codec.synthesize(&y_hat, lat.x_shape).expect("synthesis"))
+                .expect("an RGB tensor"),
             "rd {rd}"
         );
         if rd.fract() == 0.0 {

@@ -92,7 +92,7 @@ fn main() -> Result<(), String> {
             .compress(&image, level, &limits)
             .map_err(|e| e.to_string())?;
         let packed = Packed::from_bytes(&bytes).map_err(|e| e.to_string())?;
-        let x = image.to_tensor();
+        let x = image.to_tensor().map_err(|e| e.to_string())?;
         let fam = codec.family();
         let (w, h) = (image.width, image.height);
         let g_a = codec_core::cpu::CpuNet::prepare(&fam.g_a, codec_core::cpu::Math::Fast);

@@ -44,13 +44,33 @@ impl RgbImage {
         Ok(())
     }
 
-    /// The image as a `3 x H x W` tensor in `[0, 1]` (8-bit value / 255, as TFC and CompressAI).
-    pub fn to_tensor(&self) -> Tensor {
+    /// The image as a `3 x H x W` tensor in `[0, 1]` (8-bit value / 255, as TFC and CompressAI),
+    /// or [`Error::Argument`] when its public fields disagree.
+    pub fn to_tensor(&self) -> Result<Tensor> {
+        self.check()?;
+        Ok(self.as_tensor())
+    }
+
+    /// [`RgbImage::to_tensor`] of an image known to be consistent.
+    pub(crate) fn as_tensor(&self) -> Tensor {
         self.window(&Tile::whole(self.height, self.width))
     }
 
-    /// Quantizes a `3 x H x W` tensor: clamp to `[0, 1]`, scale by 255, round half to even.
-    pub fn from_tensor(t: &Tensor) -> Self {
+    /// Quantizes a `3 x H x W` tensor: clamp to `[0, 1]`, scale by 255, round half to even; or
+    /// [`Error::Argument`] for another channel count or fields that disagree.
+    pub fn from_tensor(t: &Tensor) -> Result<Self> {
+        t.check()?;
+        if t.c != 3 {
+            return Err(Error::Argument(format!(
+                "an RGB image needs 3 channels, the tensor has {}",
+                t.c
+            )));
+        }
+        Ok(Self::quantize(t))
+    }
+
+    /// [`RgbImage::from_tensor`] of a tensor known to be `3 x H x W` and consistent.
+    pub(crate) fn quantize(t: &Tensor) -> Self {
         let mut image = Self {
             width: t.w,
             height: t.h,

@@ -31,6 +31,8 @@
 
 pub mod backend;
 pub mod codec;
+#[cfg(test)]
+mod conformance;
 pub mod container;
 #[cfg(feature = "internals")]
 pub mod cpu;
@@ -45,6 +47,8 @@ mod gpu;
 pub mod image;
 pub mod model;
 pub mod tensor;
+#[cfg(test)]
+mod test_ops;
 #[cfg(test)]
 mod test_rng;
 mod tiling;

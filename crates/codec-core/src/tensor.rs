@@ -14,7 +14,7 @@ pub struct Tensor {
 
 impl Tensor {
     /// An all-zero tensor.
-    pub fn zeros(c: usize, h: usize, w: usize) -> Self {
+    pub(crate) fn zeros(c: usize, h: usize, w: usize) -> Self {
         Self {
             c,
             h,
@@ -25,15 +25,23 @@ impl Tensor {
 
     /// Wraps `data`, or [`crate::Error::Argument`] unless it holds exactly `c * h * w` values.
     pub fn new(c: usize, h: usize, w: usize, data: Vec<f32>) -> crate::Result<Self> {
+        let t = Self { c, h, w, data };
+        t.check()?;
+        Ok(t)
+    }
+
+    /// Whether `data` holds exactly `c * h * w` values (the fields are public).
+    pub fn check(&self) -> crate::Result<()> {
+        let (c, h, w) = (self.c, self.h, self.w);
         let expected = c.checked_mul(h).and_then(|v| v.checked_mul(w));
-        if expected != Some(data.len()) {
+        if expected != Some(self.data.len()) {
             return Err(crate::Error::Argument(format!(
                 "a {c}x{h}x{w} tensor needs {} values, got {}",
                 expected.map_or("more than usize".into(), |e| e.to_string()),
-                data.len()
+                self.data.len()
             )));
         }
-        Ok(Self { c, h, w, data })
+        Ok(())
     }
 
     /// Wraps `data`, which must hold exactly `c * h * w` values.
@@ -50,24 +58,24 @@ impl Tensor {
     }
 
     /// Number of pixels in one channel plane.
-    pub fn plane(&self) -> usize {
+    pub(crate) fn plane(&self) -> usize {
         self.h * self.w
     }
 
     /// The `ch`-th channel plane.
-    pub fn channel(&self, ch: usize) -> &[f32] {
+    pub(crate) fn channel(&self, ch: usize) -> &[f32] {
         let p = self.plane();
         &self.data[ch * p..(ch + 1) * p]
     }
 
     /// The `ch`-th channel plane, mutably.
-    pub fn channel_mut(&mut self, ch: usize) -> &mut [f32] {
+    pub(crate) fn channel_mut(&mut self, ch: usize) -> &mut [f32] {
         let p = self.plane();
         &mut self.data[ch * p..(ch + 1) * p]
     }
 
     /// Keeps the top-left `h x w` window (TFC crops synthesis outputs to the sender's shape).
-    pub fn crop(&self, h: usize, w: usize) -> Tensor {
+    pub(crate) fn crop(&self, h: usize, w: usize) -> Tensor {
         assert!(h <= self.h && w <= self.w, "crop larger than tensor");
         if h == self.h && w == self.w {
             return self.clone();

@@ -29,6 +29,18 @@ pub(crate) trait PreparedNet {
     fn run(&self, x: &Tensor) -> Result<Tensor, Self::Error>;
     /// The error for an input whose smallest tile does not fit.
     fn too_large(&self, h: usize, w: usize, budget: u64) -> Self::Error;
+    /// The device's own time for one untiled run of `x`, transfers excluded (the mean of
+    /// `repeats`), where the backend has a device apart from the caller's thread; `None` on the
+    /// CPU, whose time is the caller's clock. (Only the shared backend tests ask through the
+    /// trait; the GPU benchmark calls `GpuNet::device_time` itself.)
+    #[cfg(test)]
+    fn device_time(
+        &self,
+        _x: &Tensor,
+        _repeats: usize,
+    ) -> Option<Result<std::time::Duration, Self::Error>> {
+        None
+    }
 }
 
 /// How a backend's failure is handled: every failure reruns the transform on the CPU; a fatal one
@@ -61,6 +73,10 @@ impl Source for Tensor {
 
     fn window(&self, t: &Tile) -> Tensor {
         let (h, w) = (t.y1 - t.y0, t.x1 - t.x0);
+        if h == 0 || w == 0 {
+            // No row loop over an empty window (a 0 x 2^60 image is consistent).
+            return Tensor::from_vec(self.c, h, w, Vec::new());
+        }
         let mut data = Vec::with_capacity(self.c * h * w);
         for c in 0..self.c {
             let plane = self.channel(c);
@@ -80,6 +96,9 @@ impl Source for RgbImage {
     /// 8-bit value / 255 (as TFC and CompressAI read images).
     fn window(&self, t: &Tile) -> Tensor {
         let (h, w) = (t.y1 - t.y0, t.x1 - t.x0);
+        if h == 0 || w == 0 {
+            return Tensor::from_vec(3, h, w, Vec::new());
+        }
         let mut data = vec![0.0f32; 3 * h * w];
         for (r, row) in (t.y0..t.y1).enumerate() {
             let px = &self.data[(row * self.width + t.x0) * 3..(row * self.width + t.x1) * 3];
@@ -104,6 +123,9 @@ impl Sink for Tensor {
     fn keep(&mut self, part: &Tensor, t: &Tile, (py, px): (usize, usize)) {
         let (rows, _) = kept(t.oy0, t.oy1, self.h, py);
         let (cols, pc) = kept(t.ox0, t.ox1, self.w, px);
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
         for c in 0..self.c.min(part.c) {
             for oy in rows.clone() {
                 let src = &part.channel(c)[(oy - py) * part.w + pc..][..cols.len()];
@@ -120,6 +142,9 @@ impl Sink for RgbImage {
     fn keep(&mut self, part: &Tensor, t: &Tile, (py, px): (usize, usize)) {
         let (rows, _) = kept(t.oy0, t.oy1, self.height, py);
         let (cols, pc) = kept(t.ox0, t.ox1, self.width, px);
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
         for oy in rows {
             for c in 0..3.min(part.c) {
                 let src = &part.channel(c)[(oy - py) * part.w + pc..][..cols.len()];

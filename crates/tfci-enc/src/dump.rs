@@ -291,7 +291,7 @@ fn arrays(
     let missing = |what: &str| anyhow::anyhow!("the model computed no {what}");
     for name in names {
         let array = match name.as_str() {
-            "x" => f32_array(&image.to_tensor()),
+            "x" => f32_array(&image.to_tensor()?),
             "y" => f32_array(y),
             "y_symbols" => i32_array(y, lat.y_symbols.clone()),
             "y_hat" | "x_hat" => {

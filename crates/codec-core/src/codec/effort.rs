@@ -29,6 +29,7 @@ use crate::cpu::backprop::DiffNet;
 use crate::entropy::RateTables;
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
+use crate::model::graph::volume;
 use crate::model::{FamilyEntry, Tables};
 use crate::tensor::Tensor;
 
@@ -261,7 +262,7 @@ impl Problem<'_> {
     /// The objective of integer symbols, measured on the 8-bit image the decoder will write.
     fn rounded(&self, symbols: &[i32]) -> f64 {
         let (x_hat, _) = self.net.forward(&self.y_hat(|j| symbols[j] as f32));
-        let x8 = RgbImage::from_tensor(&x_hat.crop(self.x.h, self.x.w)).to_tensor();
+        let x8 = RgbImage::quantize(&x_hat.crop(self.x.h, self.x.w)).as_tensor();
         let (d, _) = self
             .objective
             .distortion(&x8, &self.x, self.reference.as_ref(), false);
@@ -335,6 +336,8 @@ impl Codec {
         if n == 0 {
             return Ok(None);
         }
+        image.check()?;
+        self.check_latents(latents)?;
         let need = self.search_memory(image.width, image.height, objective);
         if need > limits.max_memory {
             return Err(Error::ImageSize {
@@ -414,21 +417,27 @@ impl Codec {
     /// (about 20 per channel, the channels in parallel), the image and the reconstruction, and 48
     /// bytes of search state per latent value.
     pub fn search_memory(&self, width: usize, height: usize, objective: &Objective) -> u64 {
-        let vol = |(c, h, w): (usize, usize, usize)| (c as u64) * (h as u64) * (w as u64);
         let y = self.family.g_a.output_shape((3, height, width));
         let mut shape = y;
-        let mut values = vol(shape);
+        let mut values = volume(shape);
         for layer in &self.family.g_s.layers {
             shape = layer.output_shape(shape);
-            values += vol(shape);
+            values = values.saturating_add(volume(shape));
         }
-        let pixels = (width as u64) * (height as u64);
+        let pixels = volume((1, height, width));
         let ms_ssim = if objective.ms_ssim_weight > 0.0 {
-            3 * 20 * 8 * pixels
+            pixels.saturating_mul(3 * 20 * 8)
         } else {
             0
         };
-        12 * values + ms_ssim + 24 * pixels + 48 * vol(y)
+        [
+            values.saturating_mul(12),
+            ms_ssim,
+            pixels.saturating_mul(24),
+            volume(y).saturating_mul(48),
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
     }
 
     /// The fixed parts of a search: the decoder, the image, the centers, rows and tables of `y`.
@@ -505,7 +514,7 @@ impl Codec {
                 "a symbol of y needs a table row the model's {rows} rows do not have"
             )));
         }
-        let x = image.to_tensor();
+        let x = image.to_tensor()?;
         Ok(Problem {
             net: DiffNet::prepare(&self.family.g_s),
             reference: (objective.ms_ssim_weight > 0.0).then(|| Reference::new(&x)),

@@ -3,7 +3,7 @@
 
 use super::Codec;
 use crate::error::{Error, Result};
-use crate::model::graph::Net;
+use crate::model::graph::{volume, Net};
 use crate::tiling::Geometry;
 
 /// Size limits checked before any allocation sized from a header or an image.
@@ -78,9 +78,11 @@ impl Codec {
     /// and the latents with their symbols, means, scales and indexes (six 4-byte values per
     /// element of `y`).
     fn fixed_bytes(&self, width: usize, height: usize) -> u64 {
-        let y = self.family.g_a.output_shape((3, height, width));
-        let y_values = (y.0 as u64) * (y.1 as u64) * (y.2 as u64);
-        24 * y_values + 8 * (width as u64) * (height as u64)
+        let y_values = volume(self.family.g_a.output_shape((3, height, width)));
+        let pixels = volume((1, height, width));
+        y_values
+            .saturating_mul(24)
+            .saturating_add(pixels.saturating_mul(8))
     }
 
     /// Activation bytes of the largest layer with whole activations (f32 input and output).
@@ -97,7 +99,7 @@ impl Codec {
                 .max(h_a.peak_values(y))
                 .max(h_s.peak_values(h_a.output_shape(y)));
         }
-        4 * peak
+        peak.saturating_mul(4)
     }
 
     /// Activation bytes of the smallest tile any transform can run (one core of its downsampling
@@ -107,7 +109,8 @@ impl Codec {
             .map(|net| {
                 let g = Geometry::of(net);
                 let side = g.smallest_side();
-                4 * net.peak_values((net.input_channels().unwrap_or(1), side, side))
+                net.peak_values((net.input_channels().unwrap_or(1), side, side))
+                    .saturating_mul(4)
             })
             .max()
             .unwrap_or(0)
@@ -120,7 +123,8 @@ impl Codec {
     /// the GPU backend tiles by its own limits.
     pub fn memory_needed(&self, width: usize, height: usize) -> u64 {
         let act = self.whole_activation_bytes(width, height);
-        self.fixed_bytes(width, height) + act.min(CPU_TILE_BUDGET.max(self.smallest_tile_bytes()))
+        self.fixed_bytes(width, height)
+            .saturating_add(act.min(CPU_TILE_BUDGET.max(self.smallest_tile_bytes())))
     }
 
     /// [`Limits::check`] and, on the CPU backend, the memory budget: returns the activation bytes

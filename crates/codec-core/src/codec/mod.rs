@@ -1,10 +1,10 @@
 //! The compress and decompress pipelines of the three families (docs/model-format.md,
 //! "The computation the tables belong to").
 //!
-//! Everything that decides a probability table runs on [`Math::Exact`]: the `z` medians are static,
+//! Everything that decides a probability table runs on `Math::Exact`: the `z` medians are static,
 //! `z_hat` is an integer plus a median, and `h_s`'s body and scale half are the fixed-order FMA-free
 //! kernel, so the scale indexes are bit-identical on every machine. The transforms and the means run
-//! on [`Math::Fast`] or on the GPU ([`crate::backend`]): drift there moves pixels, never the parse.
+//! on `Math::Fast` or on the GPU ([`crate::backend`]): drift there moves pixels, never the parse.
 
 use crate::backend::Backend;
 use crate::container::{Packed, Value};
@@ -293,26 +293,62 @@ impl Codec {
         Ok((scales, means, indexes))
     }
 
+    /// Latents whose public fields disagree with each other or with this family are an
+    /// [`Error::Argument`] before anything indexes them.
+    fn check_latents(&self, l: &Latents) -> Result<()> {
+        let m = self.family.m;
+        let y = &l.y;
+        let arg = |what: String| Err(Error::Argument(format!("latents: {what}")));
+        y.check()?;
+        if y.c != m || l.y_symbols.len() != y.data.len() {
+            return arg(format!(
+                "y is {}x{}x{} with {} symbols; this family codes {m} channels, one symbol each",
+                y.c,
+                y.h,
+                y.w,
+                l.y_symbols.len()
+            ));
+        }
+        for t in [&l.z, &l.scales, &l.means].into_iter().flatten() {
+            t.check()?;
+        }
+        for (name, t) in [("scales", &l.scales), ("means", &l.means)] {
+            if let Some(t) = t.as_ref().filter(|t| (t.c, t.h, t.w) != (y.c, y.h, y.w)) {
+                return arg(format!("{name} are {}x{}x{}, y is not", t.c, t.h, t.w));
+            }
+        }
+        if let (Some(z), Some(s)) = (&l.z, &l.z_symbols) {
+            if s.len() != z.data.len() {
+                return arg(format!("{} z symbols for {} values", s.len(), z.data.len()));
+            }
+        }
+        if let Some(i) = l
+            .scale_indexes
+            .as_ref()
+            .filter(|i| i.len() != l.y_symbols.len())
+        {
+            return arg(format!(
+                "{} scale indexes for {} symbols",
+                i.len(),
+                l.y_symbols.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// Entropy-codes latents into the `.tfci` bytes.
     pub fn encode(&self, latents: &Latents) -> Result<Vec<u8>> {
         let m = self.family.m;
         let y = &latents.y;
-        self.gains_for(latents.level, latents.rd_parameter)?;
-        if y.c != m || latents.y_symbols.len() != y.data.len() {
-            return Err(Error::Argument(format!(
-                "latents: y is {}x{}x{} with {} symbols; this family codes {m} channels, one symbol each",
-                y.c,
-                y.h,
-                y.w,
-                latents.y_symbols.len()
-            )));
-        }
+        // The level whose tables code y: a rate parameter's own, as the decoder will derive it.
+        let (level, _, _) = self.gains_for(latents.level, latents.rd_parameter)?;
+        self.check_latents(latents)?;
         let shape = |h: usize, w: usize| Value::Int64(vec![h as i64, w as i64]);
         let x_shape = shape(latents.x_shape[0], latents.x_shape[1]);
         let tensors = match &self.prior {
             Prior::Factorized { tables, .. } => {
                 let rows = RowMap::PerChannel {
-                    first_row: (latents.level as usize - 1) * m,
+                    first_row: (level as usize - 1) * m,
                 };
                 let y_string = entropy::encode(&latents.y_symbols, m, rows, tables)?;
                 vec![Value::Bytes(vec![y_string]), x_shape, shape(y.h, y.w)]
@@ -470,6 +506,7 @@ impl Codec {
     /// Runs `g_s` on `y_hat`: `x_hat` clamped to `[0, 1]` and cropped to the image size (whole
     /// activations: for tests and latent dumps; [`Codec::decompress_packed`] tiles).
     pub fn synthesize(&self, y_hat: &Tensor, x_shape: [usize; 2]) -> Result<Tensor> {
+        y_hat.check()?;
         let (c, h, w) = self.g_s.output_shape((y_hat.c, y_hat.h, y_hat.w));
         if y_hat.c != self.family.m || x_shape[0] > h || x_shape[1] > w {
             return Err(Error::Argument(format!(
@@ -487,12 +524,13 @@ impl Codec {
 
     /// `y_hat` of encoder-side latents (what the decoder will reconstruct).
     pub fn y_hat(&self, latents: &Latents) -> Result<Tensor> {
-        let (_, _, gain_inv) = self.gains_for(latents.level, latents.rd_parameter)?;
+        let (level, _, gain_inv) = self.gains_for(latents.level, latents.rd_parameter)?;
+        self.check_latents(latents)?;
         let y = &latents.y;
         let m = self.family.m;
         let y_hat_g = match (&self.prior, &latents.means) {
             (Prior::Factorized { medians, .. }, _) => {
-                let med = &medians[(latents.level as usize - 1) * m..latents.level as usize * m];
+                let med = &medians[(level as usize - 1) * m..level as usize * m];
                 dequantize(&latents.y_symbols, m, y.h, y.w, |c, _| med[c])
             }
             (Prior::Hyper(_), Some(means)) => {

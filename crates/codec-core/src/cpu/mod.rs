@@ -51,7 +51,7 @@ mod gemm;
 mod tests;
 
 #[cfg(any(test, feature = "internals"))]
-pub use conv::{ConvLayer, CpuLayer, GdnLayer};
+pub use conv::CpuLayer;
 pub use conv::{CpuNet, OverBudget};
 
 /// Whether the AVX2 builds of the kernels may run (see `avx2_variant!`).

@@ -5,206 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::exact::exact_scalar;
 use super::{CpuLayer, CpuNet, Math};
+use crate::conformance::analysis_and_synthesis;
 use crate::model::graph::{Conv, Layer, Net};
 use crate::tensor::Tensor;
+use crate::test_ops::{assert_bits_eq, assert_close, conv_layer, gdn_layer, tensor};
 
 /// Makes the kernels skip their AVX2 builds (other tests running meanwhile stay correct: both
 /// builds must give the same bits).
 pub(super) static FORCE_GENERIC: AtomicBool = AtomicBool::new(false);
-
-fn tensor(rng: &mut Rng, c: usize, h: usize, w: usize) -> Tensor {
-    Tensor::from_vec(c, h, w, rng.vec(c * h * w, 1.0))
-}
-
-fn conv_layer(
-    rng: &mut Rng,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    transposed: bool,
-    bias: bool,
-) -> Layer {
-    let weight = rng.vec(cin * cout * k * k, 1.0);
-    let bias = bias.then(|| rng.vec(cout, 1.0));
-    Layer::Conv(Conv {
-        cin,
-        cout,
-        k,
-        stride,
-        transposed,
-        weight,
-        bias,
-    })
-}
-
-fn gdn_layer(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
-    let beta = (0..c).map(|_| 0.5 + rng.f(1.0).abs()).collect();
-    let mut gamma: Vec<f32> = (0..c * c).map(|_| 0.05 * rng.f(1.0).abs()).collect();
-    for i in 0..c {
-        gamma[i * c + i] += 0.1;
-    }
-    Layer::Gdn {
-        c,
-        inverse,
-        beta,
-        gamma,
-    }
-}
-
-/// Naive f64 reference of one layer; also returns, per element, the sum of the absolute values of
-/// its terms (the scale against which rounding error is judged).
-fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
-    let (oc, oh, ow) = layer.output_shape((x.c, x.h, x.w));
-    let mut out = vec![0.0f64; oc * oh * ow];
-    let mut mag = vec![0.0f64; oc * oh * ow];
-    let xv = |c: usize, y: usize, xx: usize| x.data[(c * x.h + y) * x.w + xx] as f64;
-    match layer {
-        Layer::Conv(Conv {
-            cin,
-            cout,
-            k,
-            stride,
-            weight,
-            bias,
-            transposed: false,
-        }) => {
-            let p = (k / 2) as isize;
-            for co in 0..*cout {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let b = bias.as_ref().map_or(0.0, |b| b[co] as f64);
-                        let (mut acc, mut m) = (b, b.abs());
-                        for ci in 0..*cin {
-                            for ky in 0..*k {
-                                for kx in 0..*k {
-                                    let iy = (stride * oy + ky) as isize - p;
-                                    let ix = (stride * ox + kx) as isize - p;
-                                    if iy < 0 || ix < 0 || iy >= x.h as isize || ix >= x.w as isize
-                                    {
-                                        continue;
-                                    }
-                                    let t = weight[((co * cin + ci) * k + ky) * k + kx] as f64
-                                        * xv(ci, iy as usize, ix as usize);
-                                    acc += t;
-                                    m += t.abs();
-                                }
-                            }
-                        }
-                        out[(co * oh + oy) * ow + ox] = acc;
-                        mag[(co * oh + oy) * ow + ox] = m;
-                    }
-                }
-            }
-        }
-        Layer::Conv(Conv {
-            cin,
-            cout,
-            k,
-            stride,
-            weight,
-            bias,
-            transposed: true,
-        }) => {
-            // PyTorch semantics: out[o] += in[i] * w[kk] with o = s*i - p + kk.
-            let p = (k / 2) as isize;
-            for co in 0..*cout {
-                let b = bias.as_ref().map_or(0.0, |b| b[co] as f64);
-                for v in &mut out[co * oh * ow..(co + 1) * oh * ow] {
-                    *v = b;
-                }
-                for v in &mut mag[co * oh * ow..(co + 1) * oh * ow] {
-                    *v = b.abs();
-                }
-                for ci in 0..*cin {
-                    for iy in 0..x.h {
-                        for ix in 0..x.w {
-                            for ky in 0..*k {
-                                for kx in 0..*k {
-                                    let oy = (stride * iy + ky) as isize - p;
-                                    let ox = (stride * ix + kx) as isize - p;
-                                    if oy < 0 || ox < 0 || oy >= oh as isize || ox >= ow as isize {
-                                        continue;
-                                    }
-                                    let t = weight[((ci * cout + co) * k + ky) * k + kx] as f64
-                                        * xv(ci, iy, ix);
-                                    let o = (co * oh + oy as usize) * ow + ox as usize;
-                                    out[o] += t;
-                                    mag[o] += t.abs();
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Layer::Gdn {
-            c,
-            inverse,
-            beta,
-            gamma,
-        } => {
-            for i in 0..*c {
-                for y in 0..x.h {
-                    for xx in 0..x.w {
-                        let mut acc = beta[i] as f64;
-                        for j in 0..*c {
-                            acc += gamma[i * c + j] as f64 * xv(j, y, xx) * xv(j, y, xx);
-                        }
-                        let v = xv(i, y, xx);
-                        let r = if *inverse {
-                            v * acc.sqrt()
-                        } else {
-                            v / acc.sqrt()
-                        };
-                        out[(i * oh + y) * ow + xx] = r;
-                        mag[(i * oh + y) * ow + xx] = r.abs();
-                    }
-                }
-            }
-        }
-        Layer::LeakyRelu { slope } => {
-            for (o, &v) in out.iter_mut().zip(&x.data) {
-                *o = if v > 0.0 {
-                    v as f64
-                } else {
-                    v as f64 * *slope as f64
-                };
-            }
-            for (m, o) in mag.iter_mut().zip(&out) {
-                *m = o.abs();
-            }
-        }
-    }
-    (
-        Tensor::from_vec(oc, oh, ow, out.iter().map(|&v| v as f32).collect()),
-        mag,
-    )
-}
-
-/// Asserts `got` is within `tol` of the f64 reference, relative to each element's term magnitude.
-fn assert_close(got: &Tensor, layer: &Layer, x: &Tensor, tol: f64, what: &str) {
-    let (want, mag) = reference(layer, x);
-    assert_eq!(
-        (got.c, got.h, got.w),
-        (want.c, want.h, want.w),
-        "{what}: shape"
-    );
-    for (i, ((&g, &r), &m)) in got.data.iter().zip(&want.data).zip(&mag).enumerate() {
-        let err = (g as f64 - r as f64).abs();
-        assert!(
-            err <= tol * m.max(1e-6),
-            "{what}: element {i}: got {g}, want {r} (scale {m}, err {err})"
-        );
-    }
-}
-
-fn assert_bits_eq(a: &Tensor, b: &Tensor, what: &str) {
-    assert_eq!((a.c, a.h, a.w), (b.c, b.h, b.w), "{what}: shape");
-    for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
-        assert_eq!(x.to_bits(), y.to_bits(), "{what}: element {i}: {x} vs {y}");
-    }
-}
 
 fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
     CpuLayer::prepare(layer, math).forward(x, math)
@@ -529,41 +337,11 @@ fn empty_input() {
     }
 }
 
-/// A g_a-like and a g_s-like net (the models' strides, fewer channels).
-fn analysis_and_synthesis(rng: &mut Rng) -> [Net; 2] {
-    let mut a = vec![conv_layer(rng, 3, 12, 5, 2, false, true)];
-    for _ in 0..3 {
-        a.extend([
-            gdn_layer(rng, 12, false),
-            conv_layer(rng, 12, 12, 5, 2, false, true),
-        ]);
-    }
-    let mut s = Vec::new();
-    for _ in 0..3 {
-        s.extend([
-            conv_layer(rng, 12, 12, 5, 2, true, true),
-            gdn_layer(rng, 12, true),
-        ]);
-    }
-    s.push(conv_layer(rng, 12, 3, 5, 2, true, true));
-    [
-        Net {
-            name: "g_a".into(),
-            layers: a,
-        },
-        Net {
-            name: "g_s".into(),
-            layers: s,
-        },
-    ]
-}
-
-/// Tiles under a small budget give the untiled result, from a tensor and from an 8-bit image,
-/// into a tensor and into an 8-bit image: bit for bit on the Exact path, within 1e-6 of the
-/// largest value on the Fast one (its GEMM blocks a tile's shorter rows differently, which moves
-/// last bits); a budget below the smallest tile is a typed error.
+/// The CPU's tiles read the 8-bit image and write into one (tensor to tensor is in
+/// `crate::conformance`) with the untiled result: bit for bit on the Exact path, within 1e-6 of
+/// the largest value on the Fast one; a budget below the smallest tile is a typed error.
 #[test]
-fn tiled_equals_untiled() {
+fn tiles_read_and_write_8bit_pixels() {
     use crate::image::RgbImage;
     use crate::tiling::{self, Geometry, PreparedNet};
     let mut rng = Rng(0x5eed_0007);
@@ -577,8 +355,7 @@ fn tiled_equals_untiled() {
     };
     for math in [Math::Fast, Math::Exact] {
         let (a, s) = (CpuNet::prepare(&g_a, math), CpuNet::prepare(&g_s, math));
-        let y_whole = a.forward(&image.to_tensor());
-        let x_whole = s.forward(&y_whole);
+        let y_whole = a.forward(&image.as_tensor());
         for (net, budget) in [(&a, 12 * 4 * 72 * 72), (&s, 12 * 4 * 80 * 80)] {
             let (c, h, w) = if net.name() == "g_a" {
                 (3, image.height, image.width)
@@ -613,9 +390,6 @@ fn tiled_equals_untiled() {
             &format!("{math:?} g_a tiled from the 8-bit image"),
         );
         let budget_s = 12 * 4 * 80 * 80;
-        let x = tiling::forward_tensor(&s, &y_whole, s.output_shape((12, y.h, y.w)), budget_s)
-            .expect("g_s tiles");
-        same(&x, &x_whole, &format!("{math:?} g_s tiled"));
         // Into an 8-bit image smaller than the synthesis (its padding is cropped), with weights
         // small enough that most pixels are not clamped.
         let mut g_s_small = g_s.clone();
@@ -633,7 +407,7 @@ fn tiled_equals_untiled() {
             data: vec![0; 150 * 130 * 3],
         };
         tiling::forward(&s, unit, &mut out, budget_s).expect("g_s into pixels");
-        let expected = RgbImage::from_tensor(&x_unit.crop(130, 150));
+        let expected = RgbImage::quantize(&x_unit.crop(130, 150));
         let off = out
             .data
             .iter()

@@ -18,7 +18,7 @@ mod kernels;
 mod layout;
 mod net;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use context::{list_adapters, AdapterInfo, GpuContext};
 pub use net::GpuNet;

@@ -605,4 +605,9 @@ impl PreparedNet for GpuNet {
             limit: self.budget(),
         }
     }
+
+    #[cfg(test)]
+    fn device_time(&self, x: &Tensor, repeats: usize) -> Option<Result<Duration, GpuError>> {
+        Some(GpuNet::device_time(self, x, repeats))
+    }
 }

@@ -1,4 +1,6 @@
-//! GPU kernels against the CPU reference ops, tiling, adapter choice.
+//! What only the GPU backend has: f16 weight storage, tile planning within the binding limit,
+//! adapter choice, device loss. The ops, nets and tiles are tested with the CPU's in
+//! `crate::conformance`.
 //!
 //! Every test that needs an adapter takes the shared one from [`gpu`]; without an adapter it
 //! prints that it is skipped and passes, except under `CI=true`, where that is a failure.
@@ -8,9 +10,11 @@ use crate::test_rng::Rng;
 use std::sync::{Arc, OnceLock};
 
 use super::{GpuContext, GpuError, GpuNet};
+use crate::conformance::analysis_and_synthesis;
 use crate::cpu::{CpuNet, Math};
-use crate::model::graph::{Conv, Layer, Net};
+use crate::model::graph::{Layer, Net};
 use crate::tensor::Tensor;
+use crate::test_ops::{conv_layer, gdn_layer, rel_err};
 use crate::tiling::{self, Geometry};
 
 /// The test device: any usable adapter, software ones included (CI runs on lavapipe).
@@ -39,154 +43,12 @@ pub(crate) fn gpu() -> Option<Arc<GpuContext>> {
     }
 }
 
-fn conv(
-    rng: &mut Rng,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    transposed: bool,
-) -> Layer {
-    let scale = 1.0 / ((cin * k * k) as f32).sqrt();
-    Layer::Conv(Conv {
-        cin,
-        cout,
-        k,
-        stride,
-        transposed,
-        weight: rng.vec(cin * cout * k * k, scale),
-        bias: Some(rng.vec(cout, 0.1)),
-    })
-}
-
-fn gdn(rng: &mut Rng, c: usize, inverse: bool) -> Layer {
-    Layer::Gdn {
-        c,
-        inverse,
-        beta: (0..c).map(|_| 0.5 + rng.f(0.4).abs()).collect(),
-        gamma: (0..c * c).map(|_| rng.f(0.1).abs()).collect(),
-    }
-}
-
 /// A net of one convolution.
 fn conv_net(layer: Layer) -> Net {
     Net {
         name: "conv".into(),
         layers: vec![layer],
     }
-}
-
-/// `max |gpu - cpu| / max |cpu|`: the error relative to the tensor's scale.
-pub(crate) fn rel_err(gpu: &Tensor, cpu: &Tensor) -> f32 {
-    assert_eq!(
-        (gpu.c, gpu.h, gpu.w),
-        (cpu.c, cpu.h, cpu.w),
-        "shapes differ"
-    );
-    let scale = cpu
-        .data
-        .iter()
-        .fold(0.0f32, |m, v| m.max(v.abs()))
-        .max(1e-6);
-    let diff = gpu.data.iter().zip(&cpu.data).fold(0.0f32, |m, (a, b)| {
-        if (a - b).is_nan() {
-            f32::INFINITY
-        } else {
-            m.max((a - b).abs())
-        }
-    });
-    diff / scale
-}
-
-/// Both kernel variants (2x2 and one pixel per invocation) against the CPU op.
-fn check(ctx: &Arc<GpuContext>, net: &Net, x: &Tensor, what: &str) -> f32 {
-    let cpu = CpuNet::prepare(net, Math::Fast).forward(x);
-    let mut g = GpuNet::prepare(ctx, net).unwrap();
-    let e = rel_err(&g.forward(x).unwrap(), &cpu);
-    assert!(e <= 1e-4, "{what}: relative error {e:e}");
-    g.single_pixel_kernels();
-    let e1 = rel_err(&g.forward(x).unwrap(), &cpu);
-    assert!(
-        e1 <= 1e-4,
-        "{what} (one pixel per invocation): relative error {e1:e}"
-    );
-    e.max(e1)
-}
-
-#[test]
-fn conv_kernels_match_cpu_on_random_shapes() {
-    let Some(ctx) = gpu() else { return };
-    let mut rng = Rng(1);
-    let mut worst = 0.0f32;
-    // The first layers (cin 3), the wide 5x5 ones, the 9x9 stride-4 ones, h_s's 3x3, odd sizes.
-    let mut cases = vec![
-        (3, 16, 5, 2, false, 33, 47),
-        (3, 8, 9, 4, false, 40, 29),
-        (24, 24, 5, 2, false, 21, 18),
-        (16, 24, 3, 1, false, 17, 9),
-        (24, 16, 5, 2, true, 11, 7),
-        (16, 3, 5, 2, true, 9, 13),
-        (16, 3, 9, 4, true, 6, 5),
-        (130, 9, 5, 2, false, 12, 10),
-    ];
-    for _ in 0..24 {
-        let transposed = rng.below(2) == 1;
-        let k = rng.pick(&[1, 3, 5, 9]);
-        let stride = rng.pick(&[1, 2, 4]);
-        cases.push((
-            rng.pick(&[1, 2, 3, 7, 17, 40]),
-            rng.pick(&[1, 3, 8, 13, 32]),
-            k,
-            stride,
-            transposed,
-            1 + rng.below(30),
-            1 + rng.below(30),
-        ));
-    }
-    for (cin, cout, k, stride, transposed, h, w) in cases {
-        let net = conv_net(conv(&mut rng, cin, cout, k, stride, transposed));
-        let x = Tensor::from_vec(cin, h, w, rng.vec(cin * h * w, 1.0));
-        let what = format!("cin {cin} cout {cout} k {k} s {stride} t {transposed} {h}x{w}");
-        worst = worst.max(check(&ctx, &net, &x, &what));
-    }
-    eprintln!("conv kernels: worst relative error {worst:e}");
-}
-
-#[test]
-fn gdn_and_leaky_relu_match_cpu() {
-    let Some(ctx) = gpu() else { return };
-    let mut rng = Rng(2);
-    let mut worst = 0.0f32;
-    for (c, inverse, h, w) in [
-        (3, false, 5, 7),
-        (16, true, 9, 9),
-        (128, false, 13, 11),
-        (130, true, 4, 19),
-        (192, false, 8, 8),
-    ] {
-        let net = Net {
-            name: "gdn".into(),
-            layers: vec![gdn(&mut rng, c, inverse), Layer::LeakyRelu { slope: 0.01 }],
-        };
-        let x = Tensor::from_vec(c, h, w, rng.vec(c * h * w, 2.0));
-        worst = worst.max(check(
-            &ctx,
-            &net,
-            &x,
-            &format!("gdn c {c} inverse {inverse}"),
-        ));
-    }
-    // LeakyReLU fused into a convolution's epilogue.
-    let net = Net {
-        name: "conv+leaky".into(),
-        layers: vec![
-            conv(&mut rng, 8, 16, 3, 1, false),
-            Layer::LeakyRelu { slope: 0.01 },
-        ],
-    };
-    let x = Tensor::from_vec(8, 10, 12, rng.vec(8 * 10 * 12, 1.0));
-    worst = worst.max(check(&ctx, &net, &x, "conv + leaky"));
-    eprintln!("gdn / leaky relu: worst relative error {worst:e}");
 }
 
 /// Rounds every convolution weight of `net` to the nearest f16 value, as the shipped models are.
@@ -213,7 +75,7 @@ fn f16_weights_are_bit_identical_to_f32_weights() {
         (12, 3, 9, 4, true, 5, 6),
         (9, 17, 3, 1, false, 11, 10),
     ] {
-        let mut net = conv_net(conv(&mut rng, cin, cout, k, stride, transposed));
+        let mut net = conv_net(conv_layer(&mut rng, cin, cout, k, stride, transposed, true));
         let x = Tensor::from_vec(cin, h, w, rng.vec(cin * h * w, 1.0));
         let what = format!("cin {cin} cout {cout} k {k} s {stride} t {transposed}");
         // Random f32 weights are not f16 values: they must stay in the f32 layout.
@@ -244,95 +106,12 @@ fn f16_weights_are_bit_identical_to_f32_weights() {
     }
 }
 
-/// A g_a-like and a g_s-like net (same strides as the models, fewer channels).
-fn analysis(rng: &mut Rng) -> Net {
-    Net {
-        name: "g_a".into(),
-        layers: vec![
-            conv(rng, 3, 16, 5, 2, false),
-            gdn(rng, 16, false),
-            conv(rng, 16, 16, 5, 2, false),
-            gdn(rng, 16, false),
-            conv(rng, 16, 16, 5, 2, false),
-            gdn(rng, 16, false),
-            conv(rng, 16, 24, 5, 2, false),
-        ],
-    }
-}
-
-fn synthesis(rng: &mut Rng) -> Net {
-    Net {
-        name: "g_s".into(),
-        layers: vec![
-            conv(rng, 24, 16, 5, 2, true),
-            gdn(rng, 16, true),
-            conv(rng, 16, 16, 5, 2, true),
-            gdn(rng, 16, true),
-            conv(rng, 16, 3, 9, 4, true),
-        ],
-    }
-}
-
-#[test]
-fn nets_match_cpu() {
-    let Some(ctx) = gpu() else { return };
-    let mut rng = Rng(3);
-    let x = Tensor::from_vec(3, 70, 45, rng.vec(3 * 70 * 45, 0.5));
-    let e_a = check(&ctx, &analysis(&mut rng), &x, "g_a");
-    let y = Tensor::from_vec(24, 5, 3, rng.vec(24 * 15, 2.0));
-    let e_s = check(&ctx, &synthesis(&mut rng), &y, "g_s");
-    eprintln!("nets: relative error g_a {e_a:e}, g_s {e_s:e}");
-}
-
-#[test]
-fn tiled_equals_untiled() {
-    let Some(ctx) = gpu() else { return };
-    let mut rng = Rng(4);
-    for (net, x) in [
-        (
-            analysis(&mut rng),
-            Tensor::from_vec(3, 150, 133, rng.vec(3 * 150 * 133, 0.5)),
-        ),
-        (
-            synthesis(&mut rng),
-            Tensor::from_vec(24, 13, 11, rng.vec(24 * 13 * 11, 2.0)),
-        ),
-    ] {
-        let whole = GpuNet::prepare(&ctx, &net).unwrap().forward(&x).unwrap();
-        let mut tiled_net = GpuNet::prepare(&ctx, &net).unwrap();
-        // Small enough for several tiles in each direction.
-        let budget = if net.name == "g_a" {
-            16 * 48 * 48 * 4
-        } else {
-            16 * 64 * 64 * 4
-        };
-        tiled_net.set_tile_budget(budget);
-        let tiles = {
-            let g = Geometry::of(&net);
-            let core = tiling::core_size(x.h, x.w, g, |h, w| tiled_net.fits_device(h, w)).unwrap();
-            tiling::tiles(x.h, x.w, core, g).len()
-        };
-        assert!(tiles >= 4, "{}: only {tiles} tiles", net.name);
-        let tiled = tiled_net.forward(&x).unwrap();
-        let e = rel_err(&tiled, &whole);
-        eprintln!(
-            "{}: {tiles} tiles, relative difference to untiled {e:e}",
-            net.name
-        );
-        assert!(
-            e <= 1e-6,
-            "{}: tiled differs from untiled by {e:e}",
-            net.name
-        );
-    }
-}
-
 #[test]
 fn tiles_cover_the_output_once() {
     // Pure planning, no adapter: every output pixel belongs to exactly one tile's core, for the
     // strides of the models and a 50-megapixel image.
     let mut rng = Rng(5);
-    for net in [analysis(&mut rng), synthesis(&mut rng)] {
+    for net in analysis_and_synthesis(&mut rng) {
         let g = Geometry::of(&net);
         for (h, w, core) in [(97, 131, 32), (512, 768, 256), (8660, 5773, 1024)] {
             let (h, w) = if g.up > 1 {
@@ -354,7 +133,7 @@ fn tiles_cover_the_output_once() {
         }
     }
     // The receptive fields of the models' g_a: 4 x (5x5, stride 2) looks 30 pixels out.
-    assert_eq!(Geometry::of(&analysis(&mut rng)).halo, 32);
+    assert_eq!(Geometry::of(&analysis_and_synthesis(&mut rng)[0]).halo, 32);
 }
 
 #[test]
@@ -362,10 +141,10 @@ fn a_50_megapixel_image_is_planned_within_the_binding_limit() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(6);
     // The models' widest analysis: 128 channels at half resolution after the first layer.
-    let mut layers = vec![conv(&mut rng, 3, 128, 5, 2, false)];
+    let mut layers = vec![conv_layer(&mut rng, 3, 128, 5, 2, false, true)];
     layers.extend([
-        gdn(&mut rng, 128, false),
-        conv(&mut rng, 128, 128, 5, 2, false),
+        gdn_layer(&mut rng, 128, false),
+        conv_layer(&mut rng, 128, 128, 5, 2, false, true),
     ]);
     let net = Net {
         name: "g_a".into(),
@@ -416,14 +195,14 @@ fn unknown_adapter_is_a_clean_error() {
 fn bad_input_is_an_error_not_a_panic() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(7);
-    let net = conv_net(conv(&mut rng, 3, 8, 3, 1, false));
+    let net = conv_net(conv_layer(&mut rng, 3, 8, 3, 1, false, true));
     let g = GpuNet::prepare(&ctx, &net).unwrap();
     // Wrong channel count.
     assert!(g.forward(&Tensor::zeros(4, 8, 8)).is_err());
     // An even kernel is refused at prepare time.
     let even = Net {
         name: "even".into(),
-        layers: vec![conv(&mut rng, 3, 8, 4, 1, false)],
+        layers: vec![conv_layer(&mut rng, 3, 8, 4, 1, false, true)],
     };
     assert!(matches!(
         GpuNet::prepare(&ctx, &even),
@@ -447,7 +226,7 @@ fn device_loss_is_an_error_not_a_panic_or_a_hang() {
     // A device of its own: the shared one must survive.
     let ctx = Arc::new(GpuContext::open(None, true).unwrap());
     let mut rng = Rng(8);
-    let net = conv_net(conv(&mut rng, 3, 8, 3, 1, false));
+    let net = conv_net(conv_layer(&mut rng, 3, 8, 3, 1, false, true));
     let g = GpuNet::prepare(&ctx, &net).unwrap();
     let x = Tensor::from_vec(3, 9, 9, rng.vec(3 * 81, 1.0));
     assert!(g.forward(&x).is_ok());
@@ -492,7 +271,7 @@ fn listing_adapters_never_fails() {
 fn device_time_runs_untiled_inputs_and_refuses_tiled_ones() {
     let Some(ctx) = gpu() else { return };
     let mut rng = Rng(7);
-    let net = conv_net(conv(&mut rng, 4, 8, 3, 1, false));
+    let net = conv_net(conv_layer(&mut rng, 4, 8, 3, 1, false, true));
     let x = Tensor::from_vec(4, 20, 20, rng.vec(4 * 20 * 20, 1.0));
     let mut g = GpuNet::prepare(&ctx, &net).unwrap();
     let before = g.forward(&x).unwrap();

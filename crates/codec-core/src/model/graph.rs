@@ -42,10 +42,23 @@ pub enum Layer {
 /// `stride * in` when transposed. The one statement of that rule; both backends call it.
 pub fn conv_out_hw(stride: usize, transposed: bool, h: usize, w: usize) -> (usize, usize) {
     if transposed {
-        (h * stride, w * stride)
+        // Saturating: a size estimate for an absurd input must not wrap to a small one.
+        (h.saturating_mul(stride), w.saturating_mul(stride))
     } else {
         (h.div_ceil(stride), w.div_ceil(stride))
     }
+}
+
+/// The values of a `(c, h, w)` tensor, saturating (sizes estimated for refusals must not wrap).
+pub(crate) fn volume((c, h, w): (usize, usize, usize)) -> u64 {
+    product(&[c, h, w])
+}
+
+/// A saturating product as u64.
+fn product(factors: &[usize]) -> u64 {
+    factors
+        .iter()
+        .fold(1u64, |acc, &f| acc.saturating_mul(f as u64))
 }
 
 impl Layer {
@@ -65,9 +78,9 @@ impl Layer {
         let (_, oh, ow) = self.output_shape((c, h, w));
         match self {
             // A transposed conv applies every tap once per *input* pixel.
-            Layer::Conv(c) if c.transposed => (c.k * c.k * c.cin * c.cout * h * w) as u64,
-            Layer::Conv(c) => (c.k * c.k * c.cin * c.cout * oh * ow) as u64,
-            Layer::Gdn { c, .. } => (c * c * h * w) as u64,
+            Layer::Conv(c) if c.transposed => product(&[c.k, c.k, c.cin, c.cout, h, w]),
+            Layer::Conv(c) => product(&[c.k, c.k, c.cin, c.cout, oh, ow]),
+            Layer::Gdn { c, .. } => product(&[*c, *c, h, w]),
             Layer::LeakyRelu { .. } => 0,
         }
     }
@@ -126,13 +139,12 @@ impl Net {
     /// input and output; GDN and LeakyReLU work in place. What a backend that keeps whole
     /// activations (the CPU's) needs.
     pub fn peak_values(&self, mut shape: (usize, usize, usize)) -> u64 {
-        let vol = |(c, h, w): (usize, usize, usize)| (c as u64) * (h as u64) * (w as u64);
         let mut peak = 0;
         for l in &self.layers {
             let out = l.output_shape(shape);
             let held = match l {
-                Layer::Conv(_) => vol(shape) + vol(out),
-                Layer::Gdn { .. } | Layer::LeakyRelu { .. } => vol(shape),
+                Layer::Conv(_) => volume(shape).saturating_add(volume(out)),
+                Layer::Gdn { .. } | Layer::LeakyRelu { .. } => volume(shape),
             };
             peak = peak.max(held);
             shape = out;
@@ -142,9 +154,9 @@ impl Net {
 
     /// Total multiply-accumulates for an input shape.
     pub fn macs(&self, mut shape: (usize, usize, usize)) -> u64 {
-        let mut total = 0;
+        let mut total = 0u64;
         for l in &self.layers {
-            total += l.macs(shape);
+            total = total.saturating_add(l.macs(shape));
             shape = l.output_shape(shape);
         }
         total
