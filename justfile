@@ -33,11 +33,15 @@ demo model="b2018-gdn-128-3" image="../shared/data/kodak/kodim01.png":
     cargo run --release -q -p tfci-dec -- decompress target/demo.tfci target/demo.png
     ls -l target/demo.tfci target/demo.png
 
+# This checkout's CPU compress/decompress against revision `rev`'s on the Kodak images, interleaved in one run (writes docs/benchmarks/cpu-vs-REV.json and .md); stop other work first.
+bench-vs rev images="../shared/data/kodak" rounds="2":
+    cd training && {{python}} -m tfci_training.bench_revs --rev {{rev}} --images ../{{images}} --rounds {{rounds}} --runs 5 --warmup 1 --out ../docs/benchmarks/cpu-vs-{{rev}}.json
+
 # Per-op CPU kernel timings (criterion).
 bench-ops:
     cargo bench -p codec-core --bench ops
 
-# CPU compress/decompress per family vs CompressAI/PyTorch in the same run (writes docs/benchmarks/cpu.json).
+# CPU compress/decompress per family vs CompressAI/PyTorch, interleaved in one run, contended samples rejected (writes docs/benchmarks/cpu.json and .md).
 bench-cpu image="../shared/data/kodak/kodim01.png":
     cd training && {{python}} -m tfci_training.bench_peer --image ../{{image}} --out ../docs/benchmarks/cpu.json
 

@@ -27,31 +27,11 @@ import argparse
 import glob
 import json
 import os
-import resource
 import statistics
 import subprocess
 import time
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BENCH = ["cargo", "bench", "--no-run", "--message-format=json", "-p", "codec-core", "--bench", "codec"]
-
-
-def bench_binary(checkout: str, features: bool) -> str:
-    """Builds the codec benchmark in ``checkout`` and returns its executable."""
-    cmd = BENCH + (["--features", "internals"] if features else [])
-    out = subprocess.run(cmd, cwd=checkout, check=True, capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and \
-                msg["target"]["name"] == "codec":
-            return msg["executable"]
-    raise SystemExit(f"{checkout}: no codec benchmark executable in cargo's output")
-
-
-def has_internals(checkout: str) -> bool:
-    """Whether the revision gates its benchmarks behind codec-core's ``internals`` feature."""
-    with open(os.path.join(checkout, "crates", "codec-core", "Cargo.toml")) as f:
-        return "internals" in f.read()
+from .benchutil import REPO, bench_binary, sample
 
 
 def rev_checkout(rev: str) -> str:
@@ -65,27 +45,12 @@ def rev_checkout(rev: str) -> str:
     return path
 
 
-def busy_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU jiffies of the whole machine since boot."""
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
-
-
-def run_once(exe: str, models: str, image: str, runs: int, warmup: int, threads: int):
-    """One benchmark process: its rows and the share of the CPUs other processes used meanwhile."""
-    hz = os.sysconf("SC_CLK_TCK")
-    b0, t0 = busy_jiffies()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run([exe, "--models", models, "--image", image, "--runs", str(runs),
-                           "--warmup", str(warmup), "--threads", str(threads)],
-                          check=True, capture_output=True, text=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    b1, t1 = busy_jiffies()
-    own = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * hz
-    other = max(0.0, (b1 - b0) - own) / max(1, t1 - t0)
-    return json.loads(proc.stdout), other
+def run_once(exe: str, models: str, image: str, runs: int, warmup: int, threads: int) -> list:
+    """One benchmark process: its JSON rows."""
+    out = subprocess.run([exe, "--models", models, "--image", image, "--runs", str(runs),
+                          "--warmup", str(warmup), "--threads", str(threads)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
 
 
 def main(argv=None) -> int:
@@ -104,8 +69,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     old_tree = rev_checkout(args.rev)
-    exes = {"this": bench_binary(REPO, has_internals(REPO)),
-            "rev": bench_binary(old_tree, has_internals(old_tree))}
+    exes = {"this": bench_binary(REPO), "rev": bench_binary(old_tree)}
     images = sorted(glob.glob(os.path.join(args.images, "*.png")))
     if args.limit:
         images = images[:args.limit]
@@ -118,13 +82,10 @@ def main(argv=None) -> int:
     for i, image in enumerate(images * args.rounds):
         order = ["this", "rev"] if i % 2 == 0 else ["rev", "this"]
         for side in order:
-            for _attempt in range(3):
-                rows, other = run_once(exes[side], models, os.path.abspath(image), args.runs,
-                                       args.warmup, args.threads)
-                if other <= args.max_other:
-                    break
-            else:
-                contended += 1
+            rows, other, clean = sample(
+                lambda: run_once(exes[side], models, os.path.abspath(image), args.runs,
+                                 args.warmup, args.threads), args.max_other)
+            contended += not clean
             others.append(other)
             for r in rows:
                 for d in ("compress", "decompress"):
