@@ -1,8 +1,6 @@
 //! A net on the GPU: weights uploaded once, activations in two reused ping-pong buffers.
 
 use std::sync::{mpsc, Arc, Mutex};
-#[cfg(any(test, feature = "internals"))]
-use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
@@ -13,9 +11,9 @@ use super::layout::{
 use super::GpuError;
 use crate::model::graph::{Layer, Net};
 use crate::tensor::Tensor;
-#[cfg(any(test, feature = "internals"))]
-use crate::tiling;
-use crate::tiling::{Geometry, PreparedNet};
+
+mod prepared;
+use crate::tiling::Geometry;
 
 /// Default cap on one activation buffer, below the adapter's own limit: two of them are live.
 const DEFAULT_BUDGET: u64 = 256 << 20;
@@ -266,19 +264,6 @@ impl GpuNet {
         bytes_ok && groups_ok
     }
 
-    /// Runs the net on `x`, in tiles when the whole input would not fit.
-    #[cfg(any(test, feature = "internals"))]
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor, GpuError> {
-        if x.c != self.cin {
-            return Err(GpuError::Unsupported(format!(
-                "{}: input has {} channels, the net expects {}",
-                self.name, x.c, self.cin
-            )));
-        }
-        let &out = self.shapes(x.h, x.w).last().unwrap_or(&(0, 0, 0));
-        tiling::forward_tensor(self, x, out, self.budget())
-    }
-
     /// Runs the net on `x` in one piece.
     fn run_piece(&self, x: &Tensor) -> Result<Tensor, GpuError> {
         let ctx = &self.ctx;
@@ -362,45 +347,6 @@ impl GpuNet {
             }
         }
         Ok(src)
-    }
-
-    /// Device time of one pass over `x` (untiled), upload and readback excluded: the mean of
-    /// `repeats` passes recorded into one submission after a warm-up [`GpuNet::forward`]. For
-    /// benchmarks (kernel GMAC/s against the device's peak); every pass re-reads the input
-    /// buffer, which only a one-op net leaves intact, but the kernels' time does not depend on
-    /// the values.
-    #[cfg(any(test, feature = "internals"))]
-    pub fn device_time(&self, x: &Tensor, repeats: usize) -> Result<Duration, GpuError> {
-        if !self.fits_device(x.h, x.w) {
-            return Err(GpuError::Unsupported(format!(
-                "{}: device_time needs an input that runs untiled",
-                self.name
-            )));
-        }
-        self.forward(x)?;
-        let ctx = &self.ctx;
-        let shapes = self.shapes(x.h, x.w);
-        let scratch = self
-            .scratch
-            .lock()
-            .map_err(|_| GpuError::Readback("scratch lock poisoned".into()))?;
-        let (Some(a), Some(b)) = (scratch.act.first(), scratch.act.get(1)) else {
-            return Err(GpuError::Readback("no scratch buffers".into()));
-        };
-        ctx.scoped(|| {
-            let mut enc = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some(&self.name),
-                });
-            for _ in 0..repeats.max(1) {
-                self.encode_pass(&mut enc, &shapes, a, b)?;
-            }
-            let start = Instant::now();
-            let index = ctx.queue.submit([enc.finish()]);
-            self.wait(index)?;
-            Ok(start.elapsed() / repeats.max(1) as u32)
-        })
     }
 
     /// Records one op; returns true when it ran in place (the result is still in `src`).
@@ -565,49 +511,5 @@ impl GpuNet {
                 (Ok(()), other) => GpuError::DeviceLost(other.to_string()),
             })?;
         Ok(())
-    }
-}
-
-/// The GPU's own limits decide the tiles (the CPU's memory budget does not apply).
-impl PreparedNet for GpuNet {
-    type Error = GpuError;
-
-    fn geometry(&self) -> Geometry {
-        self.geometry
-    }
-
-    fn fits(&self, h: usize, w: usize, _budget: u64) -> bool {
-        self.fits_device(h, w)
-    }
-
-    fn run(&self, x: &Tensor) -> Result<Tensor, GpuError> {
-        if x.c != self.cin {
-            return Err(GpuError::Unsupported(format!(
-                "{}: input has {} channels, the net expects {}",
-                self.name, x.c, self.cin
-            )));
-        }
-        self.run_piece(x)
-    }
-
-    /// Reports the largest activation of the smallest tile (one core plus its halos).
-    fn too_large(&self, h: usize, w: usize, _budget: u64) -> GpuError {
-        let g = self.geometry;
-        let side = g.smallest_side();
-        let (c, th, tw) = self
-            .shapes(side.min(h), side.min(w))
-            .into_iter()
-            .max_by_key(|s| s.0 * s.1 * s.2)
-            .unwrap_or((0, 0, 0));
-        GpuError::TooLarge {
-            what: format!("{}: a {c}x{th}x{tw} activation", self.name),
-            needed: (c * th * tw * 4) as u64,
-            limit: self.budget(),
-        }
-    }
-
-    #[cfg(test)]
-    fn device_time(&self, x: &Tensor, repeats: usize) -> Option<Result<Duration, GpuError>> {
-        Some(GpuNet::device_time(self, x, repeats))
     }
 }
