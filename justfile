@@ -52,6 +52,7 @@ bench-cuda adapter="NVIDIA" image="../shared/data/kodak/kodim01.png":
 # Regenerate the golden fixtures from the PyTorch reference (never done by tests).
 fixtures:
     cd training && {{python}} -m tfci_training.fixtures --out ../tests/fixtures
+    cd training && {{python}} -m tfci_training.grad_fixtures --fixtures ../tests/fixtures
 
 # Write random-init placeholder models (for experiments; models/ ships trained weights).
 untrained out="target/untrained-models":

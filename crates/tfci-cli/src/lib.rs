@@ -86,23 +86,29 @@ pub fn select_backend(common: &Common, reporter: &Reporter) -> Result<codec_core
     Ok(backend)
 }
 
-/// Loads a family and prepares its transforms on `backend`; says which model on `-v`.
+/// Loads a family and prepares its transforms on `backend`; says which model on `-v`, and what
+/// reading the file and preparing the transforms took (the cold start a one-shot call pays).
 pub fn load_codec(
     registry: &Registry,
     entry: &codec_core::model::FamilyEntry,
     backend: &codec_core::Backend,
     reporter: &Reporter,
 ) -> Result<codec_core::Codec> {
+    let t0 = std::time::Instant::now();
     let family = registry
         .load(entry)
         .with_context(|| format!("failed loading model {}", entry.family))?;
+    let t1 = std::time::Instant::now();
+    let codec = codec_core::Codec::with_backend(family, backend)?;
     reporter.info(&format!(
-        "model {} ({}, file {})",
+        "model {} ({}, file {}): read in {:.1} ms, transforms prepared in {:.1} ms",
         entry.family,
         entry.architecture,
         registry.dir().join(&entry.file).display(),
+        (t1 - t0).as_secs_f64() * 1e3,
+        t1.elapsed().as_secs_f64() * 1e3,
     ));
-    Ok(codec_core::Codec::with_backend(family, backend)?)
+    Ok(codec)
 }
 
 /// Prints the codec's notes (a GPU transform that fell back to the CPU) on stderr.
