@@ -199,9 +199,10 @@ fn the_gpu_backend_searches_on_the_cpu_and_says_so() {
 }
 
 /// The search holds whole activations: over `--max-memory` it is refused before it allocates, with
-/// what it would need, and the latents stay effort 0's.
+/// what it would need, and the latents stay effort 0's; at the limit it runs and reports each
+/// iteration to the progress callback (what `tfci-enc`'s bar shows).
 #[test]
-fn a_search_over_the_memory_limit_is_refused() {
+fn a_search_over_the_memory_limit_is_refused_and_one_within_reports_progress() {
     let registry = registry();
     let entry = registry
         .family("bmshj2018-factorized-msssim")
@@ -232,7 +233,21 @@ fn a_search_over_the_memory_limit_is_refused() {
         max_memory: need,
         ..Limits::default()
     };
-    assert!(codec
-        .search(&img, &mut latents, 1, &objective, &limits)
-        .is_ok());
+    // At the limit it runs, and reports every iteration once, in order, to a progress callback.
+    let calls = std::sync::Mutex::new(Vec::new());
+    let report = codec
+        .search_with_progress(
+            &img,
+            &mut latents,
+            1,
+            &objective,
+            &limits,
+            &|done, total| calls.lock().expect("lock").push((done, total)),
+        )
+        .expect("search")
+        .expect("effort 1 searches");
+    let n = codec_core::codec::iterations(1).expect("effort 1");
+    let calls = calls.into_inner().expect("lock");
+    assert_eq!(report.iterations, n);
+    assert_eq!(calls, (1..=n).map(|i| (i, n)).collect::<Vec<_>>());
 }

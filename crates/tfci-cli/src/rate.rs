@@ -121,12 +121,22 @@ pub fn compress_at(
     })
 }
 
-/// The encoder's effort (`-e`, 0 = today's encoder) and the manifest entry whose training
-/// objective a search optimises.
-#[derive(Clone, Copy, Debug)]
+/// The encoder's effort (`-e`, 0 = today's encoder), the manifest entry whose training
+/// objective a search optimises, and what hears of each iteration (`(done, total)`: a progress bar).
+#[derive(Clone, Copy)]
 pub struct Effort<'a> {
     pub effort: u8,
     pub entry: &'a FamilyEntry,
+    pub progress: &'a (dyn Fn(usize, usize) + Sync),
+}
+
+impl std::fmt::Debug for Effort<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Effort")
+            .field("effort", &self.effort)
+            .field("family", &self.entry.family)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Codes `image` at one point with `effort`: effort 0 is [`compress_at`]; above, the latent search
@@ -151,7 +161,14 @@ pub fn compress_at_effort(
             Objective::of(effort.entry, 0, Some(r))?,
         ),
     };
-    let report = codec.search(image, &mut latents, effort.effort, &objective, limits)?;
+    let report = codec.search_with_progress(
+        image,
+        &mut latents,
+        effort.effort,
+        &objective,
+        limits,
+        effort.progress,
+    )?;
     Ok((codec.encode(&latents)?, report))
 }
 

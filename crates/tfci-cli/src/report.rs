@@ -53,6 +53,8 @@ pub struct Reporter {
     verbose: bool,
     quiet: bool,
     bar: Option<ProgressBar>,
+    /// The latent search's iterations of a single input (`-e 1..3`), on a terminal.
+    search_bar: std::sync::Mutex<Option<ProgressBar>>,
 }
 
 impl Reporter {
@@ -74,6 +76,38 @@ impl Reporter {
             verbose: common.verbose,
             quiet: common.quiet,
             bar,
+            search_bar: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `done` of `total` iterations of an encoder-effort search: in the batch bar's message, or
+    /// for a single input a bar of its own (stderr a terminal, no `-q`), cleared at the end.
+    pub fn search_progress(&self, done: usize, total: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("searching the latent: {done}/{total}"));
+            return;
+        }
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return;
+        }
+        let Ok(mut slot) = self.search_bar.lock() else {
+            return;
+        };
+        // One bar per search (a --target_bpp run searches at every point it tries).
+        let bar = slot.get_or_insert_with(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template(
+                "searching the latent {bar:30} {pos}/{len} iterations {elapsed_precise}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        bar.set_position(done as u64);
+        if done >= total {
+            bar.finish_and_clear();
+            *slot = None;
         }
     }
 

@@ -97,6 +97,7 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
         effort: Effort {
             effort: args.effort.effort,
             entry,
+            progress: &|done, total| reporter.search_progress(done, total),
         },
     };
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {

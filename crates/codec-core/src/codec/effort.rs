@@ -332,6 +332,20 @@ impl Codec {
         objective: &Objective,
         limits: &Limits,
     ) -> Result<Option<SearchReport>> {
+        self.search_with_progress(image, latents, effort, objective, limits, &|_, _| {})
+    }
+
+    /// [`Codec::search`], calling `progress(done, total)` after every iteration (for a progress
+    /// bar; the search is the same).
+    pub fn search_with_progress(
+        &self,
+        image: &RgbImage,
+        latents: &mut Latents,
+        effort: u8,
+        objective: &Objective,
+        limits: &Limits,
+        progress: &dyn Fn(usize, usize),
+    ) -> Result<Option<SearchReport>> {
         let n = iterations(effort)?;
         if n == 0 {
             return Ok(None);
@@ -395,6 +409,7 @@ impl Codec {
                 m2[j] = b2 * m2[j] + (1.0 - b2) * gj * gj;
                 v[j] -= (STEP * (m1[j] / c1) / ((m2[j] / c2).sqrt() + 1e-8)) as f32;
             }
+            progress(i + 1, n);
         }
         let symbols: Vec<i32> = v.iter().map(|&x| x.round_ties_even() as i32).collect();
         let after = p.rounded(&symbols);
