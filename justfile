@@ -37,6 +37,10 @@ demo model="b2018-gdn-128-3" image="../shared/data/kodak/kodim01.png":
 bench-vs rev images="../shared/data/kodak" rounds="2":
     cd training && {{python}} -m tfci_training.bench_revs --rev {{rev}} --images ../{{images}} --rounds {{rounds}} --runs 5 --warmup 1 --out ../docs/benchmarks/cpu-vs-{{rev}}.json
 
+# Seconds per Kodak image of tfci-enc -e 0/1/2 per shipped family, with PyTorch's time for one search iteration in the same run (writes docs/benchmarks/effort.json and .md); stop other work first.
+bench-effort images="2" efforts="0,1,2":
+    cd training && {{python}} -m tfci_training.bench_effort --images {{images}} --efforts {{efforts}} --out ../docs/benchmarks/effort.json
+
 # Per-op CPU kernel timings (criterion).
 bench-ops:
     cargo bench -p codec-core --bench ops
