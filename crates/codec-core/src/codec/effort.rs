@@ -21,6 +21,8 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::limits::bytes_text;
 use super::msssim::Reference;
 use super::prior::Prior;
@@ -189,20 +191,16 @@ pub struct SearchReport {
     pub seconds: f64,
 }
 
-/// The SplitMix64 generator of the Gumbel noise.
-struct Noise(u64);
-
-impl Noise {
-    /// A Gumbel(0, 1) sample.
-    fn gumbel(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-        -(-u.ln()).ln()
-    }
+/// The `k`-th Gumbel(0, 1) sample (from 1) of the SplitMix64 stream seeded `seed`. SplitMix64's
+/// state after `k` steps is `seed + k * golden`, so any sample is computed on its own: the samples of
+/// an iteration are drawn in parallel and are, bit for bit, those of the sequential stream.
+fn gumbel(seed: u64, k: u64) -> f64 {
+    let mut z = seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -(-u.ln()).ln()
 }
 
 /// SGA's soft rounding of `v` at temperature `tau`: `(floor(v) + w, dw/dv)`.
@@ -386,7 +384,6 @@ impl Codec {
         let before = p.rounded(&latents.y_symbols);
         let (mut m1, mut m2) = (vec![0.0f64; v.len()], vec![0.0f64; v.len()]);
         let (b1, b2) = (0.9f64, 0.999f64);
-        let mut noise = Noise(SEED);
         let mut u = vec![0.0f32; v.len()];
         let mut du = vec![0.0f64; v.len()];
         for i in 0..n {
@@ -396,10 +393,17 @@ impl Codec {
                 1.0
             };
             let tau = TAU.0 * (TAU.1 / TAU.0).powf(frac);
-            for ((uj, dj), &vj) in u.iter_mut().zip(du.iter_mut()).zip(&v) {
-                let (g_f, g_c) = (noise.gumbel(), noise.gumbel());
-                (*uj, *dj) = soft_round(vj, tau, g_f, g_c);
-            }
+            // Two samples per value per iteration, in the order of the values.
+            let first = 2 * (i as u64) * (v.len() as u64);
+            u.par_iter_mut()
+                .zip(du.par_iter_mut())
+                .zip(v.par_iter())
+                .enumerate()
+                .with_min_len(4096)
+                .for_each(|(j, ((uj, dj), &vj))| {
+                    let k = first + 2 * j as u64;
+                    (*uj, *dj) = soft_round(vj, tau, gumbel(SEED, k + 1), gumbel(SEED, k + 2));
+                });
             let (_, g) = p.relaxed(&u);
             let t = (i + 1) as i32;
             let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
@@ -542,5 +546,27 @@ impl Codec {
             shape: (m, y.h, y.w),
             other_bits,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The counter-based samples are the sequential SplitMix64 stream's, bit for bit (what the
+    /// files of the first release of `--effort` were searched with).
+    #[test]
+    fn gumbel_samples_are_the_sequential_stream() {
+        let mut state = SEED;
+        for k in 1..=10_000u64 {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            let u = ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let want = -(-u.ln()).ln();
+            assert_eq!(gumbel(SEED, k).to_bits(), want.to_bits(), "sample {k}");
+        }
     }
 }
