@@ -315,9 +315,10 @@ pub fn at_ssim_target(means: &[Mean], target: f64) -> Vec<&Mean> {
         .collect()
 }
 
-/// BD-rate (%) of `codec` against JPEG for a quality axis; `Err` says why there is none.
-pub fn bd_rate_vs_jpeg(
+/// BD-rate (%) of `codec` against `anchor` for a quality axis; `Err` says why there is none.
+pub fn bd_rate_between(
     means: &[Mean],
+    anchor: &str,
     codec: &str,
     quality: impl Fn(&Mean) -> f64,
 ) -> Result<f64, String> {
@@ -328,11 +329,54 @@ pub fn bd_rate_vs_jpeg(
             .map(|m| RdPoint::new(m.bpp, quality(m)))
             .collect()
     };
-    let anchor = curve("jpeg");
-    if anchor.is_empty() {
-        return Err("no JPEG curve".into());
+    let anchor_curve = curve(anchor);
+    if anchor_curve.is_empty() {
+        return Err(format!("no {anchor} curve"));
     }
-    metrics::bd_rate(&anchor, &curve(codec)).map_err(|e| e.to_string())
+    metrics::bd_rate(&anchor_curve, &curve(codec)).map_err(|e| e.to_string())
+}
+
+/// BD-rate (%) of `codec` against JPEG for a quality axis; `Err` says why there is none.
+pub fn bd_rate_vs_jpeg(
+    means: &[Mean],
+    codec: &str,
+    quality: impl Fn(&Mean) -> f64,
+) -> Result<f64, String> {
+    bd_rate_between(means, "jpeg", codec, quality)
+}
+
+/// The effort codecs (`FAMILY-eN`) whose family's effort-0 curve is there too, as `(family, codec)`.
+pub fn effort_pairs(means: &[Mean]) -> Vec<(&str, &str)> {
+    let all = codecs(means);
+    all.iter()
+        .filter_map(|&c| {
+            let (family, e) = c.rsplit_once("-e")?;
+            (e.parse::<u8>().is_ok() && all.contains(&family)).then_some((family, c))
+        })
+        .collect()
+}
+
+/// The largest drop of Cb and Cr PSNR (dB, `[cb, cr]`, negative: lower) of `codec` against
+/// `anchor` over the settings (levels) both have; `None` without a common setting.
+pub fn chroma_drop(means: &[Mean], anchor: &str, codec: &str) -> Option<[f64; 2]> {
+    let mut worst: Option<[f64; 2]> = None;
+    for m in means.iter().filter(|m| m.codec == codec) {
+        let Some(a) = means
+            .iter()
+            .find(|a| a.codec == anchor && a.setting == m.setting)
+        else {
+            continue;
+        };
+        let d = [
+            m.psnr_ycbcr[1] - a.psnr_ycbcr[1],
+            m.psnr_ycbcr[2] - a.psnr_ycbcr[2],
+        ];
+        worst = Some(match worst {
+            None => d,
+            Some(w) => [w[0].min(d[0]), w[1].min(d[1])],
+        });
+    }
+    worst
 }
 
 /// The Markdown report.
@@ -448,6 +492,29 @@ pub fn markdown(means: &[Mean], ctx: &RunInfo) -> String {
             ))
         );
     }
+    let pairs = effort_pairs(means);
+    if !pairs.is_empty() {
+        let _ = writeln!(s, "\n## Encoder effort against effort 0\n");
+        let _ = writeln!(
+            s,
+            "BD-rate of each effort codec against its family's effort-0 curve (negative: fewer bits at equal quality), and the largest drop of the Cb and Cr PSNR at an equal level (negative: lower than effort 0).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| codec | BD-rate (PSNR) | BD-rate (MS-SSIM dB) | largest Cb / Cr change (dB) |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|");
+        for (family, c) in pairs {
+            let chroma = chroma_drop(means, family, c)
+                .map_or("n/a".into(), |[cb, cr]| format!("{cb:+.2} / {cr:+.2}"));
+            let _ = writeln!(
+                s,
+                "| {c} | {} | {} | {chroma} |",
+                show(bd_rate_between(means, family, c, |m| m.psnr)),
+                show(bd_rate_between(means, family, c, |m| m.msssim_db))
+            );
+        }
+    }
     let _ = writeln!(s, "\n## Mean rate-distortion tables\n");
     for c in codecs(means) {
         let _ = writeln!(s, "### {c}\n");
@@ -490,4 +557,60 @@ pub fn markdown(means: &[Mean], ctx: &RunInfo) -> String {
         "PNG versions: `rd_psnr.png`, `rd_msssim.png`. Per-image values: `per_image.csv`; means: `means.csv`."
     );
     s
+}
+
+#[cfg(test)]
+mod effort_tests {
+    use super::*;
+
+    fn mean(codec: &str, setting: &str, bpp: f64, psnr: f64, cb: f64) -> Mean {
+        Mean {
+            codec: codec.into(),
+            setting: setting.into(),
+            n: 1,
+            bytes: 0.0,
+            bpp,
+            n_compression: 0.0,
+            psnr,
+            ssim: 0.9,
+            msssim: 0.9,
+            msssim_db: psnr / 2.0,
+            psnr_ycbcr: [psnr, cb, cb + 1.0],
+            encode_s: 0.0,
+            decode_s: 0.0,
+            backend: "cpu",
+        }
+    }
+
+    /// An effort codec pairs with its family; the same quality at 10 % fewer bits is a BD-rate of
+    /// about -10 %; the chroma change is the worst over the common levels.
+    #[test]
+    fn effort_codecs_are_compared_with_effort_0() {
+        let mut means = Vec::new();
+        for (l, (bpp, psnr)) in [(0.2, 28.0), (0.4, 31.0), (0.8, 34.0), (1.6, 37.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let level = format!("{}", l + 1);
+            means.push(mean("fam", &level, bpp, psnr, 40.0));
+            means.push(mean(
+                "fam-e2",
+                &level,
+                0.9 * bpp,
+                psnr,
+                40.0 - l as f64 * 0.1,
+            ));
+            means.push(mean("jpeg", &level, 2.0 * bpp, psnr, 40.0));
+        }
+        assert_eq!(effort_pairs(&means), vec![("fam", "fam-e2")]);
+        let bd = bd_rate_between(&means, "fam", "fam-e2", |m| m.psnr).expect("bd-rate");
+        assert!((bd + 10.0).abs() < 0.01, "{bd}");
+        let [cb, cr] = chroma_drop(&means, "fam", "fam-e2").expect("common levels");
+        assert!(
+            (cb + 0.3).abs() < 1e-9 && (cr + 0.3).abs() < 1e-9,
+            "{cb} {cr}"
+        );
+        // No family of that name: no pair.
+        assert!(effort_pairs(&means[1..2]).is_empty());
+    }
 }
