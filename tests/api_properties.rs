@@ -111,10 +111,24 @@ struct Cases {
     run: usize,
 }
 
+thread_local! {
+    /// Set while a case runs under `catch_unwind`: its panic is collected, not printed.
+    static IN_CASE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Cases {
     fn new() -> Self {
-        // Panics are collected and reported at the end; the default hook would print each one.
-        std::panic::set_hook(Box::new(|_| {}));
+        // One hook for the process (the tests run in parallel): silent for a case's collected
+        // panic, the default one for anything else (a failing assertion still prints).
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if !IN_CASE.with(|c| c.get()) {
+                    default(info)
+                }
+            }));
+        });
         Cases {
             panics: Vec::new(),
             run: 0,
@@ -123,7 +137,10 @@ impl Cases {
 
     fn check<T>(&mut self, what: impl FnOnce() -> String, f: impl FnOnce() -> T) -> Option<T> {
         self.run += 1;
-        match catch_unwind(AssertUnwindSafe(f)) {
+        IN_CASE.with(|c| c.set(true));
+        let result = catch_unwind(AssertUnwindSafe(f));
+        IN_CASE.with(|c| c.set(false));
+        match result {
             Ok(v) => Some(v),
             Err(p) => {
                 let msg = p
@@ -138,7 +155,6 @@ impl Cases {
     }
 
     fn assert_none(self, name: &str) {
-        let _ = std::panic::take_hook();
         eprintln!("{name}: {} cases, {} panicked", self.run, self.panics.len());
         assert!(
             self.panics.is_empty(),
