@@ -52,11 +52,12 @@ def rust_run(exe: str, models: str, name: str, image: str, effort: int, out: str
     return wall, (int(found.group(1)) if found else 0), (float(found.group(2)) if found else 0.0)
 
 
-def torch_iteration(model_path: str, entry: dict, image: str):
-    """A closure running one forward + backward of the search's core in PyTorch."""
+def torch_iteration(model, entry: dict, image: str):
+    """A closure running one forward + backward of the search's core in PyTorch; ``model`` is
+    ``reference.load``'s ``(tensors, metadata)``."""
     from pytorch_msssim import ms_ssim
 
-    t, meta = load(model_path)
+    t, meta = model
     arch, m = meta["architecture"], int(meta["M"])
     img = np.asarray(Image.open(image).convert("RGB"))
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
@@ -110,6 +111,7 @@ def main(argv=None) -> int:
             per_it = {e: [] for e in efforts}
             iters = {e: 0 for e in efforts}
             torch_ms = []
+            model = load(os.path.join(args.models, entry["file"]))
             for image in images:
                 for e in efforts:
                     (wall, n, search_s), _, clean = sample(
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
                     iters[e] = n
                     if n:
                         per_it[e].append(search_s / n)
-                step = torch_iteration(os.path.join(args.models, entry["file"]), entry, image)
+                step = torch_iteration(model, entry, image)
                 ms, _, clean = sample(lambda: median_ms(step, 1, args.torch_runs), args.max_other)
                 contended += not clean
                 torch_ms.append(ms)

@@ -80,7 +80,8 @@ def main(argv=None) -> int:
     others, contended = [], 0
     started = time.time()
     for i, image in enumerate(images * args.rounds):
-        order = ["this", "rev"] if i % 2 == 0 else ["rev", "this"]
+        # A-B, B-A by image, and each image the other way round in the next round.
+        order = ["this", "rev"] if (i + i // len(images)) % 2 == 0 else ["rev", "this"]
         for side in order:
             rows, other, clean = sample(
                 lambda: run_once(exes[side], models, os.path.abspath(image), args.runs,
