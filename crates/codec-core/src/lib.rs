@@ -29,6 +29,33 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+/// Defines `$name`, a copy of the `unsafe fn $body` compiled with AVX2 enabled on x86_64 (the
+/// same IEEE operations on wider vectors, no FMA: results are identical to the generic build), or
+/// a plain forwarder elsewhere. Call it only where `cpu::has_avx2` returned true.
+macro_rules! avx2_variant {
+    ($name:ident => $body:ident ($($arg:ident : $ty:ty),*)) => {
+        /// AVX2 build of the function it forwards to.
+        ///
+        /// # Safety
+        /// As for that function; on x86_64 the CPU must also support AVX2.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $name($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body($($arg),*) }
+        }
+        /// Forwards to the generic build (no AVX2 on this architecture).
+        ///
+        /// # Safety
+        /// As for the function it forwards to.
+        #[cfg(not(target_arch = "x86_64"))]
+        unsafe fn $name($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body($($arg),*) }
+        }
+    };
+}
+
 pub mod backend;
 pub mod codec;
 #[cfg(test)]

@@ -139,7 +139,7 @@ pub struct RdParameter {
 #[derive(clap::Args, Clone, Copy, Debug)]
 pub struct EffortArg {
     /// Encoder effort: 0 = the plain encoder; 1, 2, 3 = a per-image search of the latent for a
-    /// lower rate-distortion loss (about 20, 60, 150 iterations; slower, smaller files that the
+    /// lower rate-distortion loss (20, 40, 150 iterations; slower, smaller files that the
     /// same decoder reads). See docs/effort.md
     #[arg(
         short = 'e',

@@ -5,6 +5,7 @@
 mod args;
 mod files;
 mod jobs;
+mod memory;
 pub mod rate;
 mod report;
 mod search;
@@ -15,6 +16,7 @@ pub use files::{
     Output, WriteGuard,
 };
 pub use jobs::{plan, run_jobs, Job};
+pub use memory::keep_freed_memory;
 pub use report::{exit_code, format_bytes, out, report, say, Reporter, Totals};
 pub use search::{search, Axis, Found, Point};
 

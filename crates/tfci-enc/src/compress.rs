@@ -90,6 +90,9 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     };
     let mode = tfci_cli::rate::mode(&codec, level, &request)?;
     let clobber = args.no_clobber.clobber();
+    if args.effort.effort > 0 {
+        tfci_cli::keep_freed_memory();
+    }
     let how = How {
         codec: &codec,
         mode,

@@ -208,6 +208,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         } else if !efforts.contains(&e) {
             efforts.push(e);
         }
+        if efforts.iter().any(|&e| e > 0) {
+            tfci_cli::keep_freed_memory();
+        }
     }
     let want_models = !(args.models.len() == 1 && args.models[0] == "none");
     if want_models {

@@ -13,9 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use codec_core::container::Packed;
-use codec_core::model::Registry;
+use codec_core::model::{FamilyEntry, Registry};
 use codec_core::{Limits, RgbImage};
-use tfci_cli::rate::{self, Request};
+use tfci_cli::rate::{self, Effort, Request};
 
 pyo3::create_exception!(
     _tfci,
@@ -127,6 +127,8 @@ fn array_of<'py>(py: Python<'py>, image: RgbImage) -> PyResult<Bound<'py, PyArra
 #[pyclass(frozen, module = "tfci")]
 struct Codec {
     codec: codec_core::Codec,
+    /// The family's manifest entry (the training objective an effort searches against).
+    entry: FamilyEntry,
     /// The level the model name named, if it named one.
     level: Option<u32>,
     limits: Limits,
@@ -172,7 +174,8 @@ impl Codec {
     ///
     /// ``image``: a ``uint8`` array of shape ``(H, W, 3)`` or an image file's path. ``level``
     /// (default: the one the Codec was named with), or ``target_bpp`` (search, ``bpp_strict`` never
-    /// above it), or ``rd_parameter`` (between levels, mbt2018-mean only). Only ``effort=0`` exists.
+    /// above it), or ``rd_parameter`` (between levels, mbt2018-mean only). ``effort`` 1 to 3 searches
+    /// the latent per image as ``tfci-enc -e`` does (slower, the same decoder; docs/effort.md).
     #[pyo3(signature = (image, *, level=None, target_bpp=None, rd_parameter=None, bpp_strict=false, effort=0))]
     #[allow(clippy::too_many_arguments)]
     fn compress<'py>(
@@ -185,7 +188,7 @@ impl Codec {
         bpp_strict: bool,
         effort: u32,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        check_effort(effort)?;
+        let effort = check_effort(effort)?;
         let image = image_of(image)?;
         let level = match (target_bpp, rd_parameter, level) {
             (None, None, l) => l.or(self.level),
@@ -198,7 +201,7 @@ impl Codec {
         };
         let request = request(target_bpp, bpp_strict, rd_parameter);
         let bytes = py
-            .detach(|| self.compress_image(&image, level, &request))
+            .detach(|| self.compress_image(&image, level, &request, effort))
             .map_err(py_err)?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -232,6 +235,7 @@ impl Codec {
         let codec = codec_core::Codec::with_backend(family, backend)?;
         Ok(Self {
             codec,
+            entry: entry.clone(),
             level,
             limits,
         })
@@ -242,21 +246,28 @@ impl Codec {
         image: &RgbImage,
         level: Option<u32>,
         request: &Request,
+        effort: u8,
     ) -> anyhow::Result<Vec<u8>> {
         let mode = rate::mode(&self.codec, level, request)?;
-        let found = rate::compress(&self.codec, image, mode, &self.limits)
+        let effort = Effort {
+            effort,
+            entry: &self.entry,
+            progress: &|_, _| {},
+        };
+        let (found, _) = rate::compress_with_effort(&self.codec, image, mode, &self.limits, effort)
             .context("failed compressing the image")?;
         Ok(found.bytes)
     }
 }
 
-fn check_effort(effort: u32) -> PyResult<()> {
-    if effort != 0 {
-        return Err(PyValueError::new_err(format!(
-            "effort {effort}: only effort 0 (the plain encoder) exists so far"
-        )));
+fn check_effort(effort: u32) -> PyResult<u8> {
+    let max = codec_core::codec::MAX_EFFORT;
+    match u8::try_from(effort) {
+        Ok(e) if e <= max => Ok(e),
+        _ => Err(PyValueError::new_err(format!(
+            "effort {effort} is not in 0..={max}"
+        ))),
     }
-    Ok(())
 }
 
 fn request(target_bpp: Option<f64>, bpp_strict: bool, rd_parameter: Option<f32>) -> Request {
@@ -273,7 +284,8 @@ fn request(target_bpp: Option<f64>, bpp_strict: bool, rd_parameter: Option<f32>)
 /// ``image``: a ``uint8`` array of shape ``(H, W, 3)`` or an image file's path. ``model`` as
 /// ``tfci-enc compress`` takes it: ``"mbt2018-mean-msssim-5"``, or the family with ``target_bpp``
 /// (a search over its levels or rate parameter; ``bpp_strict``: never above it) or
-/// ``rd_parameter`` (a point between levels). Only ``effort=0`` exists so far. Loads the model on
+/// ``rd_parameter`` (a point between levels). ``effort`` 1 to 3: the per-image latent search of
+/// ``tfci-enc -e`` (docs/effort.md). Loads the model on
 /// every call: use :class:`Codec` for many images. Raises :class:`TfciError` with the CLI's message.
 #[pyfunction]
 #[pyo3(signature = (image, model, effort=0, target_bpp=None, rd_parameter=None, *, bpp_strict=false, model_dir=None, backend="cpu", max_memory=None))]
@@ -290,7 +302,7 @@ fn compress<'py>(
     backend: &str,
     max_memory: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    check_effort(effort)?;
+    let effort = check_effort(effort)?;
     let image = image_of(image)?;
     let backend = self::backend(backend)?;
     let limits = limits(max_memory)?;
@@ -298,7 +310,7 @@ fn compress<'py>(
     let bytes = py
         .detach(|| {
             let codec = Codec::load(model, model_dir, &backend, limits)?;
-            codec.compress_image(&image, codec.level, &request)
+            codec.compress_image(&image, codec.level, &request, effort)
         })
         .map_err(py_err)?;
     Ok(PyBytes::new(py, &bytes))

@@ -54,6 +54,14 @@ def test_same_file_as_tfci_enc_and_same_image_as_tfci_dec(tmp_path, photo, model
     assert np.array_equal(got, np.asarray(Image.open(png).convert("RGB")))
 
 
+def test_effort_gives_tfci_encs_file(tmp_path, photo):
+    data = tfci.compress(photo, "b2018-gdn-128-2", effort=1, model_dir=MODELS)
+    assert data == _cli_compress(tmp_path, "b2018-gdn-128-2", PHOTO, "-e", "1")
+    codec = tfci.Codec("b2018-gdn-128-2", model_dir=MODELS)
+    assert codec.compress(photo, effort=1) == data
+    assert tfci.decompress(data, model_dir=MODELS).shape == photo.shape
+
+
 def test_file_bytes_and_read_image_use_tfci_encs_decoder(photo):
     data = PHOTO.read_bytes()
     assert np.array_equal(tfci.read_image(data), photo)
@@ -120,8 +128,8 @@ def test_errors_carry_the_cli_messages(photo, tmp_path):
     other = tfci.Codec("b2018-gdn-128", model_dir=MODELS)
     with pytest.raises(tfci.TfciError, match="not with this codec's b2018-gdn-128"):
         other.decompress(tfci.compress(photo, "mbt2018-mean-msssim-2", model_dir=MODELS))
-    with pytest.raises(ValueError, match="effort 2"):
-        tfci.compress(photo, "b2018-gdn-128-1", effort=2, model_dir=MODELS)
+    with pytest.raises(ValueError, match=r"effort 4 is not in 0\.\.=3"):
+        tfci.compress(photo, "b2018-gdn-128-1", effort=4, model_dir=MODELS)
     with pytest.raises(ValueError, match="not both"):
         other.compress(photo, level=2, target_bpp=0.5)
     with pytest.raises(tfci.TfciError, match="no models found"):

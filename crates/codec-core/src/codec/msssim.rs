@@ -62,84 +62,293 @@ impl Plane {
             v: vec![0.0; h * w],
         }
     }
-
-    fn map2(&self, o: &Plane, f: impl Fn(f64, f64) -> f64) -> Plane {
-        Plane {
-            h: self.h,
-            w: self.w,
-            v: self.v.iter().zip(&o.v).map(|(&a, &b)| f(a, b)).collect(),
-        }
-    }
 }
 
-/// The valid separable Gaussian filter (height, then width; a side shorter than the window is
-/// left unfiltered).
-fn filter(p: &Plane, g: &[f64; WIN]) -> Plane {
-    let tall = (p.h >= WIN).then(|| filter_h(p, g));
-    let cur = tall.as_ref().unwrap_or(p);
-    if cur.w >= WIN {
-        let ow = cur.w - WIN + 1;
-        let mut out = Plane::zeros(cur.h, ow);
-        for y in 0..cur.h {
-            let src = &cur.v[y * cur.w..(y + 1) * cur.w];
-            let row = &mut out.v[y * ow..(y + 1) * ow];
-            // Tap by tap over the row (contiguous, so it vectorizes).
-            for (t, &gt) in g.iter().enumerate() {
-                row.iter_mut()
-                    .zip(&src[t..t + ow])
-                    .for_each(|(o, &s)| *o += gt * s);
+/// Columns per register block of the filters: every output keeps its sum in a register across
+/// all taps instead of a pass over the row per tap.
+const B: usize = 16;
+
+/// `dst[x] = sum over taps t (ascending, from zero) of g[t] * src[x + t]` (the valid width pass).
+///
+/// # Safety
+/// None; `unsafe` only so that the AVX2 build can share the body.
+#[inline(always)]
+unsafe fn valid_row(dst: &mut [f64], src: &[f64], g: &[f64; WIN]) {
+    let n = dst.len();
+    let mut x = 0;
+    while x + B <= n {
+        let mut acc = [0.0f64; B];
+        for (t, &gt) in g.iter().enumerate() {
+            let s: &[f64; B] = src[x + t..x + t + B].try_into().expect("B values");
+            for l in 0..B {
+                acc[l] += gt * s[l];
             }
         }
-        return out;
+        dst[x..x + B].copy_from_slice(&acc);
+        x += B;
     }
-    tall.unwrap_or_else(|| p.clone())
+    for (xx, d) in dst.iter_mut().enumerate().skip(x) {
+        let mut acc = 0.0;
+        for (t, &gt) in g.iter().enumerate() {
+            acc += gt * src[xx + t];
+        }
+        *d = acc;
+    }
 }
 
-/// The height pass of [`filter`] (`p.h >= WIN`).
-fn filter_h(cur: &Plane, g: &[f64; WIN]) -> Plane {
-    let oh = cur.h - WIN + 1;
-    let mut out = Plane::zeros(oh, cur.w);
-    for y in 0..oh {
-        let row = &mut out.v[y * cur.w..(y + 1) * cur.w];
-        for (t, &gt) in g.iter().enumerate() {
-            let src = &cur.v[(y + t) * cur.w..(y + t + 1) * cur.w];
-            row.iter_mut().zip(src).for_each(|(o, &s)| *o += gt * s);
+/// `dst[x] = sum over taps t (ascending) of g[t] * src[x - t]` where `0 <= x - t < src.len()`:
+/// the adjoint of [`valid_row`], the terms in the order a scatter over the taps would add them.
+///
+/// # Safety
+/// None; `unsafe` only so that the AVX2 build can share the body.
+#[inline(always)]
+unsafe fn full_row(dst: &mut [f64], src: &[f64], g: &[f64; WIN]) {
+    let (n, m) = (dst.len(), src.len());
+    let edge = |x: usize| {
+        let mut acc = 0.0;
+        for t in x.saturating_sub(m.saturating_sub(1))..=x.min(WIN - 1) {
+            if x - t < m {
+                acc += g[t] * src[x - t];
+            }
+        }
+        acc
+    };
+    // Interior outputs see all taps: x >= WIN - 1 and x <= m - 1.
+    let (lo, hi) = (WIN - 1, m);
+    let mut x = 0;
+    while x < n {
+        if x >= lo && x + B <= hi {
+            let mut acc = [0.0f64; B];
+            for (t, &gt) in g.iter().enumerate() {
+                let s: &[f64; B] = src[x - t..x - t + B].try_into().expect("B values");
+                for l in 0..B {
+                    acc[l] += gt * s[l];
+                }
+            }
+            dst[x..x + B].copy_from_slice(&acc);
+            x += B;
+        } else {
+            dst[x] = edge(x);
+            x += 1;
         }
     }
+}
+
+/// The height pass of [`moments`] for output row `y`: the three `w`-wide parts of `rows` get the
+/// column sums of `a`, `a·a` and `a·b` (planes `w` wide) over rows `y..y + WIN`, taps in order from
+/// zero.
+///
+/// # Safety
+/// None; `unsafe` only so that the AVX2 build can share the body.
+#[inline(always)]
+unsafe fn vertical(a: &[f64], b: &[f64], w: usize, y: usize, g: &[f64; WIN], rows: &mut [f64]) {
+    let (v_m, rest) = rows[..3 * w].split_at_mut(w);
+    let (v_aa, v_ab) = rest.split_at_mut(w);
+    let at = |t: usize, i: usize| (a[(y + t) * w + i], b[(y + t) * w + i]);
+    let mut i = 0;
+    while i + B <= w {
+        let (mut am, mut aa, mut ab) = ([0.0f64; B], [0.0f64; B], [0.0f64; B]);
+        for (t, &gt) in g.iter().enumerate() {
+            let o = (y + t) * w + i;
+            let ra: &[f64; B] = a[o..o + B].try_into().expect("B values");
+            let rb: &[f64; B] = b[o..o + B].try_into().expect("B values");
+            for l in 0..B {
+                let (p, q) = (ra[l], rb[l]);
+                am[l] += gt * p;
+                aa[l] += gt * (p * p);
+                ab[l] += gt * (p * q);
+            }
+        }
+        v_m[i..i + B].copy_from_slice(&am);
+        v_aa[i..i + B].copy_from_slice(&aa);
+        v_ab[i..i + B].copy_from_slice(&ab);
+        i += B;
+    }
+    for ii in i..w {
+        let (mut am, mut aa, mut ab) = (0.0, 0.0, 0.0);
+        for (t, &gt) in g.iter().enumerate() {
+            let (p, q) = at(t, ii);
+            am += gt * p;
+            aa += gt * (p * p);
+            ab += gt * (p * q);
+        }
+        (v_m[ii], v_aa[ii], v_ab[ii]) = (am, aa, ab);
+    }
+}
+
+/// The height adjoint of [`moments_adjoint`] for output row `y` of one map (`p`, `w` wide): the
+/// source rows `first..=last` in ascending order, weighted `g[y - src]`; blocks of columns stay
+/// in registers.
+///
+/// # Safety
+/// None; `unsafe` only so that the AVX2 build can share the body.
+#[inline(always)]
+unsafe fn gather_rows(
+    dst: &mut [f64],
+    p: &[f64],
+    w: usize,
+    y: usize,
+    first: usize,
+    last: usize,
+    g: &[f64; WIN],
+) {
+    let mut i = 0;
+    while i + B <= w {
+        let mut r = [0.0f64; B];
+        for src in first..=last {
+            let gt = g[y - src];
+            let s: &[f64; B] = p[src * w + i..src * w + i + B]
+                .try_into()
+                .expect("B values");
+            for l in 0..B {
+                r[l] += gt * s[l];
+            }
+        }
+        dst[i..i + B].copy_from_slice(&r);
+        i += B;
+    }
+    for (ii, dv) in dst.iter_mut().enumerate().skip(i) {
+        let mut r = 0.0;
+        for src in first..=last {
+            r += g[y - src] * p[src * w + ii];
+        }
+        *dv = r;
+    }
+}
+
+avx2_variant!(valid_row_avx2 => valid_row(dst: &mut [f64], src: &[f64], g: &[f64; WIN]));
+avx2_variant!(full_row_avx2 => full_row(dst: &mut [f64], src: &[f64], g: &[f64; WIN]));
+avx2_variant!(vertical_avx2 => vertical(a: &[f64], b: &[f64], w: usize, y: usize, g: &[f64; WIN], rows: &mut [f64]));
+avx2_variant!(gather_rows_avx2 => gather_rows(dst: &mut [f64], p: &[f64], w: usize, y: usize, first: usize, last: usize, g: &[f64; WIN]));
+
+/// `[G(a), G(a·a), G(a·b)]`, the three maps SSIM filters, where `G` is pytorch_msssim's valid
+/// separable Gaussian (height, then width; a side shorter than the window is left unfiltered).
+/// One pass over the rows reads `a` and `b` once for all three, each output keeps its sum in a
+/// register over the taps, and output rows run in parallel; every sum still runs over the taps
+/// in order from zero, so the bits do not depend on the thread count (and equal a
+/// plane-by-plane filter's).
+fn moments(a: &Plane, b: &Plane, g: &[f64; WIN]) -> [Plane; 3] {
+    let (h, w) = (a.h, a.w);
+    let (tall, wide) = (h >= WIN, w >= WIN);
+    let oh = if tall { h - WIN + 1 } else { h };
+    let ow = if wide { w - WIN + 1 } else { w };
+    let mut out = [
+        Plane::zeros(oh, ow),
+        Plane::zeros(oh, ow),
+        Plane::zeros(oh, ow),
+    ];
+    if oh * ow == 0 {
+        return out;
+    }
+    let avx2 = crate::cpu::has_avx2();
+    let [m, s_aa, s_ab] = &mut out;
+    m.v.par_chunks_mut(ow)
+        .zip(s_aa.v.par_chunks_mut(ow))
+        .zip(s_ab.v.par_chunks_mut(ow))
+        .enumerate()
+        .for_each(|(y, ((r_m, r_aa), r_ab))| {
+            let mut rows = vec![0.0f64; 3 * w];
+            if tall {
+                // SAFETY: the AVX2 build only runs where AVX2 was detected.
+                unsafe {
+                    if avx2 {
+                        vertical_avx2(&a.v, &b.v, w, y, g, &mut rows);
+                    } else {
+                        vertical(&a.v, &b.v, w, y, g, &mut rows);
+                    }
+                }
+            }
+            let (v_m, rest) = rows.split_at_mut(w);
+            let (v_aa, v_ab) = rest.split_at_mut(w);
+            if !tall {
+                let (ra, rb) = (&a.v[y * w..][..w], &b.v[y * w..][..w]);
+                for i in 0..w {
+                    let (p, q) = (ra[i], rb[i]);
+                    (v_m[i], v_aa[i], v_ab[i]) = (p, p * p, p * q);
+                }
+            }
+            for (dst, src) in [(r_m, &*v_m), (r_aa, &*v_aa), (r_ab, &*v_ab)] {
+                if wide {
+                    // SAFETY: as above.
+                    unsafe {
+                        if avx2 {
+                            valid_row_avx2(dst, src, g);
+                        } else {
+                            valid_row(dst, src, g);
+                        }
+                    }
+                } else {
+                    dst.copy_from_slice(src);
+                }
+            }
+        });
     out
 }
 
-/// The adjoint of [`filter`] for an input of `h x w`: the "full" convolution (width, then height).
-fn filter_adjoint(d: &Plane, g: &[f64; WIN], h: usize, w: usize) -> Plane {
-    let mut cur = d.clone();
-    if w >= WIN {
-        let mut out = Plane::zeros(cur.h, w);
-        for y in 0..cur.h {
-            let src = &cur.v[y * cur.w..(y + 1) * cur.w];
-            let dst = &mut out.v[y * w..(y + 1) * w];
-            for (t, &gt) in g.iter().enumerate() {
-                dst[t..t + cur.w]
-                    .iter_mut()
-                    .zip(src)
-                    .for_each(|(o, &s)| *o += gt * s);
+/// The adjoint of [`moments`] at `a`, `b` (`h x w`) applied to `d = [d_m, d_aa, d_ab]`:
+/// `Gᵀ d_m + 2 a · Gᵀ d_aa + b · Gᵀ d_ab`, where `Gᵀ` is the "full" convolution with the same taps
+/// (width, then height). Rows run in parallel; each output value sums its terms in the order of
+/// the source rows and taps, whatever the thread count.
+fn moments_adjoint(d: &[Plane; 3], a: &Plane, b: &Plane, g: &[f64; WIN]) -> Plane {
+    let (h, w) = (a.h, a.w);
+    let (oh, ow) = (d[0].h, d[0].w);
+    let mut dx = Plane::zeros(h, w);
+    if h * w == 0 {
+        return dx;
+    }
+    let avx2 = crate::cpu::has_avx2();
+    // The width adjoint of each map: `oh x w`.
+    let widen = |p: &Plane| -> Plane {
+        if w < WIN {
+            return p.clone();
+        }
+        let mut out = Plane::zeros(oh, w);
+        if ow > 0 {
+            out.v
+                .par_chunks_mut(w)
+                .zip(p.v.par_chunks(ow))
+                // SAFETY: the AVX2 build only runs where AVX2 was detected.
+                .for_each(|(dst, src)| unsafe {
+                    if avx2 {
+                        full_row_avx2(dst, src, g);
+                    } else {
+                        full_row(dst, src, g);
+                    }
+                });
+        }
+        out
+    };
+    let wide = [widen(&d[0]), widen(&d[1]), widen(&d[2])];
+    let tall = h >= WIN;
+    dx.v.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+        let mut acc = vec![0.0f64; 3 * w];
+        if tall {
+            // Output row y gathers source rows y - t in ascending order, as a scatter over the
+            // source rows would add them; blocks of B columns stay in registers.
+            let first = y.saturating_sub(WIN - 1);
+            let last = y.min(oh - 1);
+            for (k, p) in wide.iter().enumerate() {
+                let dst = &mut acc[k * w..(k + 1) * w];
+                // SAFETY: the AVX2 build only runs where AVX2 was detected.
+                unsafe {
+                    if avx2 {
+                        gather_rows_avx2(dst, &p.v, w, y, first, last, g);
+                    } else {
+                        gather_rows(dst, &p.v, w, y, first, last, g);
+                    }
+                }
+            }
+        } else {
+            for (k, p) in wide.iter().enumerate() {
+                acc[k * w..(k + 1) * w].copy_from_slice(&p.v[y * w..(y + 1) * w]);
             }
         }
-        cur = out;
-    }
-    if h >= WIN {
-        let mut out = Plane::zeros(h, cur.w);
-        for y in 0..cur.h {
-            for (t, &gt) in g.iter().enumerate() {
-                let (src, dst) = (
-                    &cur.v[y * cur.w..(y + 1) * cur.w],
-                    &mut out.v[(y + t) * cur.w..(y + t + 1) * cur.w],
-                );
-                dst.iter_mut().zip(src).for_each(|(o, &s)| *o += gt * s);
-            }
+        let (ra, rb) = (&a.v[y * w..][..w], &b.v[y * w..][..w]);
+        for i in 0..w {
+            row[i] = acc[i] + 2.0 * ra[i] * acc[w + i] + rb[i] * acc[2 * w + i];
         }
-        cur = out;
-    }
-    cur
+    });
+    dx
 }
 
 /// `avg_pool2d(kernel 2, padding side % 2)`, zeros counted.
@@ -213,8 +422,7 @@ impl Reference {
                 let mut scales = Vec::with_capacity(WEIGHTS.len());
                 for s in 0..WEIGHTS.len() {
                     let next = (s + 1 < WEIGHTS.len()).then(|| pool(&y));
-                    let mu2 = filter(&y, &g);
-                    let syy = filter(&y.map2(&y, |a, b| a * b), &g);
+                    let [mu2, syy, _] = moments(&y, &y, &g);
                     scales.push(RefScale { y, mu2, syy });
                     match next {
                         Some(n) => y = n,
@@ -276,15 +484,7 @@ fn channel(x: &[f32], r: &[RefScale], h: usize, w: usize, grad: bool) -> (f64, O
     let mut parts = Vec::with_capacity(5);
     for s in 0..WEIGHTS.len() {
         let (xp, RefScale { y: yp, mu2, syy }) = (&xs[s], &r[s]);
-        let (mu1, (sxx, sxy)) = rayon::join(
-            || filter(xp, &g),
-            || {
-                rayon::join(
-                    || filter(&xp.map2(xp, |a, b| a * b), &g),
-                    || filter(&xp.map2(yp, |a, b| a * b), &g),
-                )
-            },
-        );
+        let [mu1, sxx, sxy] = moments(xp, yp, &g);
         let n = mu1.v.len();
         let last = s == WEIGHTS.len() - 1;
         let mut sum = 0.0;
@@ -324,42 +524,40 @@ fn channel(x: &[f32], r: &[RefScale], h: usize, w: usize, grad: bool) -> (f64, O
         } else {
             0.0
         };
-        let mut d_mu1 = Plane::zeros(mu1.h, mu1.w);
-        let mut d_s1 = Plane::zeros(mu1.h, mu1.w);
-        let mut d_s12 = Plane::zeros(mu1.h, mu1.w);
-        for i in 0..n {
-            let (m1, m2) = (mu1.v[i], mu2.v[i]);
-            let s1 = sxx.v[i] - m1 * m1;
-            let s2 = syy.v[i] - m2 * m2;
-            let s12 = sxy.v[i] - m1 * m2;
-            let (num, den) = (2.0 * s12 + C2, s1 + s2 + C2);
-            let cs = num / den;
-            let (l_num, l_den) = (2.0 * m1 * m2 + C1, m1 * m1 + m2 * m2 + C1);
-            let (d_cs, d_l) = if last {
-                (a * l_num / l_den, a * cs)
-            } else {
-                (a, 0.0)
-            };
-            let ds12 = d_cs * 2.0 / den;
-            let ds1 = -d_cs * num / (den * den);
-            let dm1_l = d_l * (2.0 * m2 / l_den - l_num * 2.0 * m1 / (l_den * l_den));
-            d_mu1.v[i] = dm1_l - 2.0 * m1 * ds1 - m2 * ds12;
-            d_s1.v[i] = ds1;
-            d_s12.v[i] = ds12;
-        }
-        let (g_mu1, (g_s1, g_s12)) = rayon::join(
-            || filter_adjoint(&d_mu1, &g, xp.h, xp.w),
-            || {
-                rayon::join(
-                    || filter_adjoint(&d_s1, &g, xp.h, xp.w),
-                    || filter_adjoint(&d_s12, &g, xp.h, xp.w),
-                )
-            },
-        );
-        let mut dx = Plane::zeros(xp.h, xp.w);
-        for i in 0..dx.v.len() {
-            dx.v[i] = g_mu1.v[i] + 2.0 * xp.v[i] * g_s1.v[i] + yp.v[i] * g_s12.v[i];
-        }
+        let mut d = [
+            Plane::zeros(mu1.h, mu1.w),
+            Plane::zeros(mu1.h, mu1.w),
+            Plane::zeros(mu1.h, mu1.w),
+        ];
+        let [d_mu1, d_s1, d_s12] = &mut d;
+        d_mu1
+            .v
+            .par_iter_mut()
+            .zip(d_s1.v.par_iter_mut())
+            .zip(d_s12.v.par_iter_mut())
+            .enumerate()
+            .with_min_len(4096)
+            .for_each(|(i, ((d_m, d_1), d_12))| {
+                let (m1, m2) = (mu1.v[i], mu2.v[i]);
+                let s1 = sxx.v[i] - m1 * m1;
+                let s2 = syy.v[i] - m2 * m2;
+                let s12 = sxy.v[i] - m1 * m2;
+                let (num, den) = (2.0 * s12 + C2, s1 + s2 + C2);
+                let cs = num / den;
+                let (l_num, l_den) = (2.0 * m1 * m2 + C1, m1 * m1 + m2 * m2 + C1);
+                let (d_cs, d_l) = if last {
+                    (a * l_num / l_den, a * cs)
+                } else {
+                    (a, 0.0)
+                };
+                let ds12 = d_cs * 2.0 / den;
+                let ds1 = -d_cs * num / (den * den);
+                let dm1_l = d_l * (2.0 * m2 / l_den - l_num * 2.0 * m1 / (l_den * l_den));
+                *d_m = dm1_l - 2.0 * m1 * ds1 - m2 * ds12;
+                *d_1 = ds1;
+                *d_12 = ds12;
+            });
+        let mut dx = moments_adjoint(&d, xp, yp, &g);
         if let Some(coarse) = acc.take() {
             let back = pool_adjoint(&coarse, xp.h, xp.w);
             dx.v.iter_mut().zip(&back.v).for_each(|(d, b)| *d += b);
