@@ -162,8 +162,7 @@ fn cases() -> Vec<Case> {
             (288, 32, 48),
         ),
         ("exact h_s M192 @8x12", h_s(n, m), Math::Exact, (n, 8, 12)),
-        // The shipped MS-SSIM families' width (N = 64), where a GDN pass is bound by memory: a
-        // GDN fused into the convolution before it against the two apart.
+        // The shipped MS-SSIM families' width (N = 64).
         (
             "fast conv 64->64 5x5/2 @256x384 (N64 g_a.2)",
             single(conv(64, 64, 5, 2, false)),
@@ -177,15 +176,6 @@ fn cases() -> Vec<Case> {
             (64, 128, 192),
         ),
         (
-            "fast conv 64->64 5x5/2 + gdn fused @256x384",
-            Net {
-                name: "conv+gdn".into(),
-                layers: vec![conv(64, 64, 5, 2, false), gdn(64, false)],
-            },
-            Math::Fast,
-            (64, 256, 384),
-        ),
-        (
             "fast deconv 64->64 5x5/2 @128x192 (N64 g_s.4)",
             single(conv(64, 64, 5, 2, true)),
             Math::Fast,
@@ -196,24 +186,6 @@ fn cases() -> Vec<Case> {
             single(gdn(64, true)),
             Math::Fast,
             (64, 256, 384),
-        ),
-        (
-            "fast deconv 64->64 5x5/2 + igdn fused @128x192",
-            Net {
-                name: "deconv+igdn".into(),
-                layers: vec![conv(64, 64, 5, 2, true), gdn(64, true)],
-            },
-            Math::Fast,
-            (64, 128, 192),
-        ),
-        (
-            "fast deconv 128->128 5x5/2 + igdn fused @128x192",
-            Net {
-                name: "deconv+igdn".into(),
-                layers: vec![conv(n, n, 5, 2, true), gdn(n, true)],
-            },
-            Math::Fast,
-            (n, 128, 192),
         ),
     ]
 }

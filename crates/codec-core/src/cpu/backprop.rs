@@ -126,38 +126,17 @@ impl DiffNet {
     pub fn forward(&self, x: &Tensor) -> (Tensor, Tape) {
         let mut saved = Vec::with_capacity(self.layers.len());
         let mut cur = x.clone();
-        let mut layers = self.layers.iter().peekable();
-        while let Some(layer) = layers.next() {
-            cur = match (layer, layers.peek()) {
-                // A convolution and the GDN after it in one pass, which also writes the GDN's
-                // input for the tape (the same values as the two layers one after the other).
-                (
-                    DiffLayer::Conv {
-                        fwd: CpuLayer::Conv(conv),
-                        ..
-                    },
-                    Some(DiffLayer::Gdn {
-                        fwd: CpuLayer::Gdn(gdn),
-                        ..
-                    }),
-                ) => {
-                    layers.next();
-                    let (c, h, w) = conv.out_shape(cur.h, cur.w);
-                    let mut pre = Tensor::zeros(c, h, w);
-                    saved.push(Saved::Shape(cur.h, cur.w));
-                    let out = conv.forward_fused(&cur, Vec::new(), gdn, Some(&mut pre));
-                    saved.push(Saved::Input(pre));
-                    out
-                }
-                (DiffLayer::Conv { fwd, .. }, _) => {
+        for layer in &self.layers {
+            cur = match layer {
+                DiffLayer::Conv { fwd, .. } => {
                     saved.push(Saved::Shape(cur.h, cur.w));
                     fwd.forward_owned(cur, Math::Fast)
                 }
-                (DiffLayer::Gdn { fwd, .. }, _) => {
+                DiffLayer::Gdn { fwd, .. } => {
                     saved.push(Saved::Input(cur.clone()));
                     fwd.forward_owned(cur, Math::Fast)
                 }
-                (DiffLayer::LeakyRelu { slope }, _) => {
+                DiffLayer::LeakyRelu { slope } => {
                     let mut out = cur.clone();
                     out.data
                         .iter_mut()

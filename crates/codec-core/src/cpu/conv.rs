@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 
 use super::exact::ExactConv;
 use super::gdn;
-use super::gemm::{FastConv, Post};
+use super::gemm::FastConv;
 use super::Math;
 use crate::model::graph::{conv_out_hw, Layer, Net};
 use crate::tensor::Tensor;
@@ -338,34 +338,9 @@ impl ConvLayer {
             x.c, self.geom.cin
         );
         match math {
-            Math::Fast => self.fast().run(&self.geom, self.bias(), x, buf, None),
+            Math::Fast => self.fast().run(&self.geom, self.bias(), x, buf),
             Math::Exact => self.exact().run(&self.geom, self.bias(), x, buf),
         }
-    }
-
-    /// The layer and the GDN after it in one pass ([`Math::Fast`] only, see [`Post`]): the values
-    /// of [`ConvLayer::forward_into`] then [`GdnLayer::forward`]. With `pre`, that tensor
-    /// (allocated by the caller with the output's shape) also receives the GDN's input.
-    pub(crate) fn forward_fused(
-        &self,
-        x: &Tensor,
-        buf: Vec<f32>,
-        gdn: &GdnLayer,
-        pre: Option<&mut Tensor>,
-    ) -> Tensor {
-        assert_eq!(
-            x.c, self.geom.cin,
-            "conv input has {} channels, layer expects {}",
-            x.c, self.geom.cin
-        );
-        let post = Post { gdn, pre };
-        self.fast().run(&self.geom, self.bias(), x, buf, Some(post))
-    }
-
-    /// The output shape for an input of `h x w`.
-    pub(crate) fn out_shape(&self, h: usize, w: usize) -> (usize, usize, usize) {
-        let (oh, ow) = self.geom.out_hw(h, w);
-        (self.geom.cout, oh, ow)
     }
 }
 
@@ -513,27 +488,19 @@ impl CpuNet {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut cur: Option<Tensor> = None;
         let mut spare: Vec<f32> = Vec::new();
-        let mut layers = self.layers.iter().peekable();
-        while let Some(layer) = layers.next() {
-            let input = cur.as_ref().unwrap_or(x);
-            let next = match (layer, layers.peek()) {
-                // A GDN after a convolution runs on the convolution's output tiles (Fast).
-                (CpuLayer::Conv(c), Some(CpuLayer::Gdn(g))) if self.math == Math::Fast => {
-                    layers.next();
-                    c.forward_fused(input, std::mem::take(&mut spare), g, None)
+        for layer in &self.layers {
+            cur = Some(match (layer, cur.take()) {
+                (CpuLayer::Conv(c), Some(t)) => {
+                    let y = c.forward_into(&t, self.math, std::mem::take(&mut spare));
+                    spare = t.data;
+                    y
                 }
-                (CpuLayer::Conv(c), _) => {
-                    c.forward_into(input, self.math, std::mem::take(&mut spare))
+                (CpuLayer::Conv(c), None) => {
+                    c.forward_into(x, self.math, std::mem::take(&mut spare))
                 }
-                (l, _) => {
-                    let t = cur.take().unwrap_or_else(|| x.clone());
-                    cur = Some(l.forward_owned(t, self.math));
-                    continue;
-                }
-            };
-            if let Some(t) = cur.replace(next) {
-                spare = t.data;
-            }
+                (l, Some(t)) => l.forward_owned(t, self.math),
+                (l, None) => l.forward_owned(x.clone(), self.math),
+            });
         }
         cur.unwrap_or_else(|| x.clone())
     }

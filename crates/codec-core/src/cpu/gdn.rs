@@ -125,51 +125,6 @@ avx2_variant!(squares_avx2 => squares(ptr: SendPtr, plane: usize, p0: usize, n: 
 avx2_variant!(normalize_avx2 => normalize(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, norm: &[f32]));
 avx2_variant!(exact_tile_avx2 => exact_tile(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]));
 
-/// Fast GDN / IGDN of pixels `[p0, p0 + n)` of the `c x plane` CHW block at `ptr`, in place:
-/// `x²` into scratch, one `gemm` with `gamma`, the normalization. The GDN pass runs it per tile of
-/// a tensor; a convolution followed by a GDN runs it on each output tile while that is still in
-/// cache (`gemm.rs`).
-///
-/// # Safety
-/// `ptr` must point to a `g.c x plane` CHW block whose pixels `[p0, p0 + n)` no other task
-/// touches; `scratch` must hold at least `2 * g.c * n` floats; `avx2` only where AVX2 was detected.
-pub(crate) unsafe fn fast_tile(
-    g: &GdnLayer,
-    ptr: SendPtr,
-    plane: usize,
-    p0: usize,
-    n: usize,
-    scratch: &mut [f32],
-    avx2: bool,
-) {
-    let c = g.c;
-    let (sq, norm) = scratch[..2 * c * n].split_at_mut(c * n);
-    // SAFETY: forwarded from the caller; `norm` is `c x n`, `gamma` `c x c`, `sq` `c x n`.
-    unsafe {
-        if avx2 {
-            squares_avx2(ptr, plane, p0, n, sq);
-        } else {
-            squares(ptr, plane, p0, n, sq);
-        }
-        sgemm(
-            c,
-            n,
-            c,
-            norm.as_mut_ptr(),
-            n,
-            g.gamma.as_ptr(),
-            c,
-            sq.as_ptr(),
-            n,
-        );
-        if avx2 {
-            normalize_avx2(g, ptr, plane, p0, n, norm);
-        } else {
-            normalize(g, ptr, plane, p0, n, norm);
-        }
-    }
-}
-
 /// GDN / IGDN with `gemm` on tiles of `x²`.
 pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
     let c = g.c;
@@ -178,9 +133,33 @@ pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
     let avx2 = has_avx2();
     for_each_tile(x, pt, |ptr, p0, n| {
         with_scratch(2 * c * n, |buf| {
-            // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; `buf` holds
-            // `2 c n` floats; `avx2` was detected.
-            unsafe { fast_tile(g, ptr, plane, p0, n, buf, avx2) };
+            let (sq, norm) = buf.split_at_mut(c * n);
+            // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
+            // variants only run where AVX2 was detected; `norm` is `c x n`, `gamma` `c x c`,
+            // `sq` `c x n`.
+            unsafe {
+                if avx2 {
+                    squares_avx2(ptr, plane, p0, n, sq);
+                } else {
+                    squares(ptr, plane, p0, n, sq);
+                }
+                sgemm(
+                    c,
+                    n,
+                    c,
+                    norm.as_mut_ptr(),
+                    n,
+                    g.gamma.as_ptr(),
+                    c,
+                    sq.as_ptr(),
+                    n,
+                );
+                if avx2 {
+                    normalize_avx2(g, ptr, plane, p0, n, norm);
+                } else {
+                    normalize(g, ptr, plane, p0, n, norm);
+                }
+            }
         });
     });
 }

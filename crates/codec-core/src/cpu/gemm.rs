@@ -16,8 +16,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::conv::{ConvGeom, ConvLayer, GdnLayer, Phase, SendPtr};
-use super::gdn;
+use super::conv::{ConvGeom, ConvLayer, Phase, SendPtr};
 use super::has_avx2;
 use crate::tensor::Tensor;
 
@@ -185,63 +184,18 @@ impl FastConv {
         }
     }
 
-    /// Runs the convolution; `buf` is recycled storage for the output (any contents). With
-    /// `post`, the GDN that follows the convolution runs on each output tile while it is in cache
-    /// ([`Post`]).
-    pub fn run(
-        &self,
-        g: &ConvGeom,
-        bias: Option<&[f32]>,
-        x: &Tensor,
-        buf: Vec<f32>,
-        post: Option<Post<'_>>,
-    ) -> Tensor {
+    /// Runs the convolution; `buf` is recycled storage for the output (any contents).
+    pub fn run(&self, g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, buf: Vec<f32>) -> Tensor {
         let (oh, ow) = g.out_hw(x.h, x.w);
         let mut out = recycle(buf, g.cout, oh, ow);
-        if let Some(p) = &post {
-            assert_eq!(p.gdn.c, g.cout, "the fused GDN has another channel count");
-            if let Some(pre) = p.pre.as_deref() {
-                assert_eq!(
-                    (pre.c, pre.h, pre.w),
-                    (g.cout, oh, ow),
-                    "pre has another shape"
-                );
-            }
-        }
         if oh * ow == 0 || g.cout == 0 {
             return out;
         }
         match &self.kind {
-            FastKind::Phases(phases) => run_phases(phases, g, bias, x, &mut out, post),
-            FastKind::Col2im { w } => {
-                run_col2im(w, g, bias, x, &mut out);
-                if let Some(Post { gdn, pre }) = post {
-                    if let Some(pre) = pre {
-                        pre.data.copy_from_slice(&out.data);
-                    }
-                    gdn::gdn_fast_in_place(gdn, &mut out);
-                }
-            }
+            FastKind::Phases(phases) => run_phases(phases, g, bias, x, &mut out),
+            FastKind::Col2im { w } => run_col2im(w, g, bias, x, &mut out),
         }
         out
-    }
-}
-
-/// A GDN (or IGDN) that runs on each output tile of the convolution before it (Fast only): the
-/// tile is normalized while it is still in cache instead of in a pass over the whole tensor,
-/// which at 64 channels is bound by memory, not by its `c²` multiply-adds. The operations are
-/// those of the two layers run one after the other; only the GDN's GEMM sees another tile width,
-/// which can move its last bits as the thread count moves any Fast result's.
-pub(crate) struct Post<'a> {
-    pub gdn: &'a GdnLayer,
-    /// Also receives the convolution's own output (the GDN's input), for a backward pass.
-    pub pre: Option<&'a mut Tensor>,
-}
-
-impl FastConv {
-    /// Floats of GDN scratch a tile of `n` positions needs with `post`.
-    fn post_scratch(post: &Option<Post<'_>>, n: usize) -> usize {
-        post.as_ref().map_or(0, |p| 2 * p.gdn.c * n)
     }
 }
 
@@ -264,7 +218,6 @@ fn run_phases(
     bias: Option<&[f32]>,
     x: &Tensor,
     out: &mut Tensor,
-    post: Option<Post<'_>>,
 ) {
     let (gh, gw) = g.grid(x.h, x.w);
     let positions = gh * gw;
@@ -275,18 +228,12 @@ fn run_phases(
     let tiles = positions.div_ceil(pt);
     let up = g.up();
     let tmp_len = if up == 1 { 0 } else { g.cout * pt };
-    let post_len = FastConv::post_scratch(&post, pt);
     let optr = SendPtr(out.data.as_mut_ptr());
-    let gdn_layer = post.as_ref().map(|p| p.gdn);
-    let pre = post
-        .and_then(|p| p.pre)
-        .map(|t| SendPtr(t.data.as_mut_ptr()));
     (0..tiles).into_par_iter().for_each(|t| {
         let p0 = t * pt;
         let n = pt.min(positions - p0);
-        with_scratch(kmax * n + tmp_len + post_len, |buf| {
-            let (col, rest) = buf.split_at_mut(kmax * n);
-            let (tmp, gdn_scratch) = rest.split_at_mut(tmp_len);
+        with_scratch(kmax * n + tmp_len, |buf| {
+            let (col, tmp) = buf.split_at_mut(kmax * n);
             for (ph, fp) in g.phases.iter().zip(phases) {
                 let kd = fp.kdim;
                 let taps_kd = kd - usize::from(fp.bias_row);
@@ -305,9 +252,8 @@ fn run_phases(
                 if up == 1 {
                     // The grid is the output: multiply straight into the planes (the bias comes
                     // in through the row of ones).
-                    // SAFETY: rows `co * oplane + [p0, p0 + n)` lie inside `out` (and `pre`,
-                    // of the same shape) and belong to this tile only; the GDN scratch holds
-                    // `2 cout n` floats; `avx2` was detected.
+                    // SAFETY: rows `co * oplane + [p0, p0 + n)` lie inside `out` and belong
+                    // to this tile only.
                     unsafe {
                         let dst = optr.get().add(p0);
                         if kd > 0 {
@@ -326,20 +272,6 @@ fn run_phases(
                             for co in 0..g.cout {
                                 std::slice::from_raw_parts_mut(dst.add(co * oplane), n).fill(0.0);
                             }
-                        }
-                        // The fused GDN on this tile's columns of every channel.
-                        if let Some(gl) = gdn_layer {
-                            if let Some(pre) = pre {
-                                for co in 0..g.cout {
-                                    let o = co * oplane + p0;
-                                    std::slice::from_raw_parts_mut(pre.get().add(o), n)
-                                        .copy_from_slice(std::slice::from_raw_parts(
-                                            optr.get().add(o),
-                                            n,
-                                        ));
-                                }
-                            }
-                            gdn::fast_tile(gl, optr, oplane, p0, n, gdn_scratch, avx2);
                         }
                     }
                 } else {
@@ -362,25 +294,7 @@ fn run_phases(
                     } else {
                         tmp.fill(0.0);
                     }
-                    if let Some(gl) = gdn_layer {
-                        // Bias first (as the scatter would add it), then the GDN on the block
-                        // (its pixels are this phase's grid positions, all channels present).
-                        if let Some(b) = bias {
-                            for (row, &bc) in tmp.chunks_exact_mut(n).zip(b) {
-                                row.iter_mut().for_each(|v| *v += bc);
-                            }
-                        }
-                        if let Some(pre) = pre {
-                            scatter(tmp, n, None, g.cout, p0, gw, up, ph, pre, oplane, ow);
-                        }
-                        let tptr = SendPtr(tmp.as_mut_ptr());
-                        // SAFETY: `tmp` is this task's `cout x n` block; the scratch holds
-                        // `2 cout n` floats; `avx2` was detected.
-                        unsafe { gdn::fast_tile(gl, tptr, n, 0, n, gdn_scratch, avx2) };
-                        scatter(tmp, n, None, g.cout, p0, gw, up, ph, optr, oplane, ow);
-                    } else {
-                        scatter(tmp, n, bias, g.cout, p0, gw, up, ph, optr, oplane, ow);
-                    }
+                    scatter(tmp, n, bias, g.cout, p0, gw, up, ph, optr, oplane, ow);
                 }
             }
         });
