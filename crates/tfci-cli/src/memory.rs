@@ -4,8 +4,8 @@
 //! `g_s`'s activations, their gradients, MS-SSIM's planes). glibc gives such blocks back to the
 //! kernel when they are freed (they are `mmap`ed, or trimmed off the top of the heap), so the
 //! next iteration page-faults every page of them in again, zeroed by the kernel. On the 2-core
-//! development machine that was about a tenth of an iteration's `g_s` forward and backward passes
-//! and most of MS-SSIM's time (docs/effort.md). Keeping freed memory in the process lets each
+//! development machine that was up to a sixth of the `g_s` forward and backward passes' time
+//! (docs/effort.md, "Speed"). Keeping freed memory in the process lets each
 //! iteration reuse the last one's pages; the peak stays what the search needs (the same sizes come
 //! back every iteration). One plain compression gains nothing (every buffer is touched once), so
 //! only a search asks for this. A process-wide setting, so it lives here, in the binaries' code:

@@ -103,13 +103,13 @@ unsafe fn valid_row(dst: &mut [f64], src: &[f64], g: &[f64; WIN]) {
 /// None; `unsafe` only so that the AVX2 build can share the body.
 #[inline(always)]
 unsafe fn full_row(dst: &mut [f64], src: &[f64], g: &[f64; WIN]) {
+    debug_assert!(!src.is_empty(), "the adjoint of an empty row");
     let (n, m) = (dst.len(), src.len());
     let edge = |x: usize| {
         let mut acc = 0.0;
-        for t in x.saturating_sub(m.saturating_sub(1))..=x.min(WIN - 1) {
-            if x - t < m {
-                acc += g[t] * src[x - t];
-            }
+        // Taps with 0 <= x - t < m, ascending.
+        for t in x.saturating_sub(m - 1)..=x.min(WIN - 1) {
+            acc += g[t] * src[x - t];
         }
         acc
     };
