@@ -9,9 +9,11 @@ images, interleaved:
 2. one PyTorch iteration of the same search's core on the same image size: ``g_s`` forward from the
    shipped weights (``reference.py``'s plain ``torch.nn.functional`` ops), the family's distortion
    (MSE, or ``1 - MS-SSIM`` with pytorch_msssim plus the MSE term), and autograd's backward to
-   ``y_hat`` (2 threads, median of ``--torch-runs``). The rate term is left out on that side (a
-   table lookup per latent in Rust, a few percent of an iteration), so the reference is, if
-   anything, fast.
+   ``y_hat`` (2 threads, median of ``--torch-runs``); for the hyperprior family also ``h_s`` from
+   ``z``, whose means shift ``y_hat`` and whose scales enter a stand-in rate term, so the backward
+   pass reaches ``z`` through ``h_s`` as the Rust search's does. The table-rate term is left out on
+   that side (table lookups per latent in Rust, a few percent of an iteration), so the reference
+   is, if anything, fast.
 Every sample records the other processes' CPU share (``benchutil``); a contended one is retried and
 then flagged. Stop training first.
 
@@ -63,18 +65,27 @@ def torch_iteration(model, entry: dict, image: str):
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
     h, w = x.shape[-2:]
     gen = torch.Generator().manual_seed(0)
-    y_hat = torch.randn((1, m, -(-h // 16), -(-w // 16)), generator=gen) * 2.0
+    yh, yw = -(-h // 16), -(-w // 16)
+    y_hat = torch.randn((1, m, yh, yw), generator=gen) * 2.0
     ms_ssim_family = entry.get("metric") == "ms-ssim"
+    hyper = "h_s.0.weight" in t
+    z0 = torch.randn((1, int(meta["N"]), -(-yh // 4), -(-yw // 4)), generator=gen) if hyper else None
 
     def step():
         # The weights of the terms do not change the cost; the terms are the family's.
         v = y_hat.clone().requires_grad_(True)
-        x_hat = _run(t, arch, "g_s", v)[..., :h, :w].clamp(0, 1)
-        loss = torch.mean((x_hat - x) ** 2)
+        inputs, y_in, rate = [v], v, 0.0
+        if hyper:
+            z = z0.clone().requires_grad_(True)
+            hs = _run(t, arch, "h_s", z)[..., :yh, :yw]
+            y_in = v + hs[:, m:]
+            rate = torch.log(hs[:, :m].abs() + 0.11).mean()
+            inputs.append(z)
+        x_hat = _run(t, arch, "g_s", y_in)[..., :h, :w].clamp(0, 1)
+        loss = torch.mean((x_hat - x) ** 2) + rate
         if ms_ssim_family:
             loss = loss + (1 - ms_ssim(x_hat, x, data_range=1.0))
-        (g,) = torch.autograd.grad(loss, v)
-        return g
+        return torch.autograd.grad(loss, inputs)
 
     return step
 

@@ -7,17 +7,20 @@
 //! way the file will be: the rate of `y` from the model's integer tables (`entropy::RateTables`,
 //! interpolated between integers so it has a slope), the distortion from the manifest (`metric`,
 //! `lambdas`, and for MS-SSIM families the MSE term that keeps colours: `mse_term`,
-//! `mse_lambdas`). The variable is `v = y * gain - center` (the center is the level's median, or
-//! the hyperprior's mean: `z`, the scales and the means stay those of effort 0), started at
-//! `g_a`'s value. Each Adam step soft-rounds `v` by stochastic Gumbel annealing (SGA): `floor(v) +
-//! w` with `w = sigmoid((l_c + G_c - l_f - G_f) / tau)`, `l_f = -atanh(v - floor v) / tau`,
+//! `mse_lambdas`). The variable is `v = y * gain - center` (the center is the level's median),
+//! started at `g_a`'s value; with a hyperprior it is `y * gain` and `z`, and the means and scales
+//! follow `z` through `h_s` ([`hyper`]). Each Adam step soft-rounds `v` (for a hyperprior
+//! `y * gain - mean` and `z - median`) by stochastic Gumbel annealing (SGA): `floor(v) + w` with
+//! `w = sigmoid((l_c + G_c - l_f - G_f) / tau)`, `l_f = -atanh(v - floor v) / tau`,
 //! `l_c = -atanh(floor v + 1 - v) / tau`, Gumbel noise `G` from a fixed-seed generator (so a run is
 //! deterministic) and `tau` annealed from 0.5 to 0.05. At the end `v` is rounded, and the result
 //! replaces effort 0's symbols only if its objective (the 8-bit decoded image, the integer rate) is
 //! lower: effort never makes a file worse by its own measure.
 //!
-//! Gradients come from `cpu::backprop` (`g_s`) and `msssim.rs`; the search runs on the CPU
+//! Gradients come from `cpu::backprop` (`g_s`, `h_s`) and `msssim.rs`; the search runs on the CPU
 //! whichever backend the codec has (a GPU codec says so in a note).
+
+mod hyper;
 
 use std::time::Instant;
 
@@ -241,6 +244,8 @@ struct Problem<'a> {
     shape: (usize, usize, usize),
     /// Bits of everything but `y` (`z` for the hyperprior).
     other_bits: f64,
+    /// The hyperprior's part of the search (`z`, `h_s`), when the family has one.
+    hyper: Option<hyper::HyperSearch>,
 }
 
 impl Problem<'_> {
@@ -248,41 +253,42 @@ impl Problem<'_> {
         (self.x.h * self.x.w).max(1) as f64
     }
 
-    /// `y_hat = (u + center) * gain_inv`.
-    fn y_hat(&self, u: impl Fn(usize) -> f32) -> Tensor {
-        let (m, h, w) = self.shape;
-        let plane = h * w;
-        let data = (0..m * plane)
-            .map(|j| (u(j) + self.center[j]) * self.gain_inv[j / plane.max(1)])
-            .collect();
-        Tensor::from_vec(m, h, w, data)
+    /// The objective of effort 0's integer symbols, measured on the 8-bit image the decoder will
+    /// write.
+    fn rounded(&self, symbols: &[i32]) -> f64 {
+        self.rounded_at(symbols, &self.center, &self.row, self.other_bits)
     }
 
-    /// The objective of integer symbols, measured on the 8-bit image the decoder will write.
-    fn rounded(&self, symbols: &[i32]) -> f64 {
-        let (x_hat, _) = self.net.forward(&self.y_hat(|j| symbols[j] as f32));
+    /// The objective of integer symbols `y` with their centers and table rows, and the bits of
+    /// everything else.
+    fn rounded_at(&self, symbols: &[i32], center: &[f32], row: &[usize], other_bits: f64) -> f64 {
+        let (m, h, w) = self.shape;
+        let plane = (h * w).max(1);
+        let y_hat = Tensor::from_vec(
+            m,
+            h,
+            w,
+            (0..m * h * w)
+                .map(|j| (symbols[j] as f32 + center[j]) * self.gain_inv[j / plane])
+                .collect(),
+        );
+        let (x_hat, _) = self.net.forward(&y_hat);
         let x8 = RgbImage::quantize(&x_hat.crop(self.x.h, self.x.w)).as_tensor();
         let (d, _) = self
             .objective
             .distortion(&x8, &self.x, self.reference.as_ref(), false);
         let bits: f64 = symbols
             .iter()
-            .zip(&self.row)
+            .zip(row)
             .map(|(&s, &r)| self.tables.bits(r, s))
             .sum();
-        d + (bits + self.other_bits) / self.pixels()
+        d + (bits + other_bits) / self.pixels()
     }
 
-    /// The relaxed objective at soft-rounded `u` and its gradient with respect to `u`.
-    fn relaxed(&self, u: &[f32]) -> (f64, Vec<f32>) {
-        let mut bits = 0.0;
-        let mut grad: Vec<f32> = Vec::with_capacity(u.len());
-        for (&uj, &r) in u.iter().zip(&self.row) {
-            let (b, slope) = self.tables.bits_and_slope(r, uj);
-            bits += b;
-            grad.push((slope / self.pixels()) as f32);
-        }
-        let (out, tape) = self.net.forward(&self.y_hat(|j| u[j]));
+    /// The distortion of `g_s(y_hat)` (clamped to `[0, 1]`, as the decoder writes it) and its
+    /// gradient with respect to `y_hat`.
+    fn distortion_grad(&self, y_hat: &Tensor) -> (f64, Tensor) {
+        let (out, tape) = self.net.forward(y_hat);
         let (h, w) = (self.x.h, self.x.w);
         let mut x_hat = out.crop(h, w);
         let inside: Vec<bool> = x_hat.data.iter().map(|v| (0.0..=1.0).contains(v)).collect();
@@ -303,13 +309,57 @@ impl Problem<'_> {
                 }
             }
         }
-        let g_y = self.net.backward(tape, g_out);
-        let plane = self.shape.1 * self.shape.2;
-        for (j, (gj, &gy)) in grad.iter_mut().zip(&g_y.data).enumerate() {
-            *gj += gy * self.gain_inv[j / plane.max(1)];
-        }
-        (d + (bits + self.other_bits) / self.pixels(), grad)
+        (d, self.net.backward(tape, g_out))
     }
+
+    /// The relaxed objective and its gradient with respect to the search variable `v` at SGA
+    /// temperature `tau`, the Gumbel samples of value `j` being `first + 2j + 1` and `+ 2`.
+    fn gradient(&self, v: &[f32], tau: f64, first: u64) -> (f64, Vec<f64>) {
+        if let Some(hyper) = &self.hyper {
+            return hyper.gradient(self, v, tau, first);
+        }
+        let (u, du): (Vec<f32>, Vec<f64>) = v
+            .par_iter()
+            .enumerate()
+            .with_min_len(4096)
+            .map(|(j, &vj)| sga(vj, tau, first, j))
+            .unzip();
+        let mut bits = 0.0;
+        let mut grad: Vec<f32> = u
+            .iter()
+            .zip(&self.row)
+            .map(|(&uj, &r)| {
+                let (b, slope) = self.tables.bits_and_slope(r, uj);
+                bits += b;
+                (slope / self.pixels()) as f32
+            })
+            .collect();
+        let (m, h, w) = self.shape;
+        let plane = (h * w).max(1);
+        let y_hat = Tensor::from_vec(
+            m,
+            h,
+            w,
+            (0..m * h * w)
+                .map(|j| (u[j] + self.center[j]) * self.gain_inv[j / plane])
+                .collect(),
+        );
+        let (d, g_y) = self.distortion_grad(&y_hat);
+        for (j, (gj, &gy)) in grad.iter_mut().zip(&g_y.data).enumerate() {
+            *gj += gy * self.gain_inv[j / plane];
+        }
+        let value = d + (bits + self.other_bits) / self.pixels();
+        (
+            value,
+            grad.iter().zip(&du).map(|(&g, &d)| g as f64 * d).collect(),
+        )
+    }
+}
+
+/// SGA's soft rounding of value `j` of the search variable at iteration samples `first`.
+fn sga(v: f32, tau: f64, first: u64, j: usize) -> (f32, f64) {
+    let k = first + 2 * j as u64;
+    soft_round(v, tau, gumbel(SEED, k + 1), gumbel(SEED, k + 2))
 }
 
 impl Codec {
@@ -379,14 +429,18 @@ impl Codec {
             let (_, gain, _) = self.gains_for(latents.level, latents.rd_parameter)?;
             gain
         };
+        // `v`: `y * gain - center`, or for the hyperprior `y * gain` and then `z` (their centers
+        // move with `z`).
         let mut v: Vec<f32> = (0..m * plane)
-            .map(|j| latents.y.data[j] * gain[j / plane.max(1)] - p.center[j])
+            .map(|j| latents.y.data[j] * gain[j / plane.max(1)])
             .collect();
+        match (&p.hyper, &latents.z) {
+            (Some(_), Some(z)) => v.extend_from_slice(&z.data),
+            _ => v.iter_mut().zip(&p.center).for_each(|(x, &c)| *x -= c),
+        }
         let before = p.rounded(&latents.y_symbols);
         let (mut m1, mut m2) = (vec![0.0f64; v.len()], vec![0.0f64; v.len()]);
         let (b1, b2) = (0.9f64, 0.999f64);
-        let mut u = vec![0.0f32; v.len()];
-        let mut du = vec![0.0f64; v.len()];
         for i in 0..n {
             let frac = if n > 1 {
                 i as f64 / (n - 1) as f64
@@ -395,33 +449,38 @@ impl Codec {
             };
             let tau = TAU.0 * (TAU.1 / TAU.0).powf(frac);
             // Two samples per value per iteration, in the order of the values.
-            let first = 2 * (i as u64) * (v.len() as u64);
-            u.par_iter_mut()
-                .zip(du.par_iter_mut())
-                .zip(v.par_iter())
-                .enumerate()
-                .with_min_len(4096)
-                .for_each(|(j, ((uj, dj), &vj))| {
-                    let k = first + 2 * j as u64;
-                    (*uj, *dj) = soft_round(vj, tau, gumbel(SEED, k + 1), gumbel(SEED, k + 2));
-                });
-            let (_, g) = p.relaxed(&u);
+            let (_, g) = p.gradient(&v, tau, 2 * (i as u64) * (v.len() as u64));
             let t = (i + 1) as i32;
             let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
             for j in 0..v.len() {
-                let gj = g[j] as f64 * du[j];
+                let gj = g[j];
                 m1[j] = b1 * m1[j] + (1.0 - b1) * gj;
                 m2[j] = b2 * m2[j] + (1.0 - b2) * gj * gj;
                 v[j] -= (STEP * (m1[j] / c1) / ((m2[j] / c2).sqrt() + 1e-8)) as f32;
             }
             progress(i + 1, n);
         }
-        let symbols: Vec<i32> = v.iter().map(|&x| x.round_ties_even() as i32).collect();
-        let after = p.rounded(&symbols);
-        let kept = after < before;
-        if kept {
-            latents.y_symbols = symbols;
-        }
+        let (after, kept) = match (&self.prior, &p.hyper) {
+            (Prior::Hyper(h), Some(hyper)) => {
+                let budget = self.check_size(limits, image.width, image.height)?;
+                let found = hyper.round(self, h, &p, &v, budget)?;
+                let kept = found.objective < before;
+                let after = found.objective;
+                if kept {
+                    found.replace(latents);
+                }
+                (after, kept)
+            }
+            _ => {
+                let symbols: Vec<i32> = v.iter().map(|&x| x.round_ties_even() as i32).collect();
+                let after = p.rounded(&symbols);
+                let kept = after < before;
+                if kept {
+                    latents.y_symbols = symbols;
+                }
+                (after, kept)
+            }
+        };
         Ok(Some(SearchReport {
             effort,
             iterations: n,
@@ -443,6 +502,15 @@ impl Codec {
         for layer in &self.family.g_s.layers {
             shape = layer.output_shape(shape);
             values = values.saturating_add(volume(shape));
+        }
+        // The hyperprior's `h_s` on the tape, and `z`'s search state.
+        if let (Some(h_a), Some(h_s)) = (&self.family.h_a, &self.family.h_s) {
+            let mut shape = h_a.output_shape(y);
+            values = values.saturating_add(volume(shape).saturating_mul(4));
+            for layer in &h_s.layers {
+                shape = layer.output_shape(shape);
+                values = values.saturating_add(volume(shape));
+            }
         }
         let pixels = volume((1, height, width));
         let ms_ssim = if objective.ms_ssim_weight > 0.0 {
@@ -486,7 +554,7 @@ impl Codec {
         let rate = |t: &crate::model::CdfRows| {
             RateTables::new(&t.cdf, t.rows, t.row_len, &t.cdf_len, &t.offset)
         };
-        let (center, row, tables, other_bits): (Vec<f32>, Vec<usize>, _, f64) =
+        let (center, row, tables, other_bits, hyper): (Vec<f32>, Vec<usize>, _, f64, _) =
             match (&self.prior, &self.family.tables) {
                 (Prior::Factorized { medians, .. }, Tables::Factorized { y_eb }) => {
                     let first = (level as usize - 1) * m;
@@ -495,9 +563,9 @@ impl Codec {
                         .ok_or_else(|| Error::BadModel(format!("no medians for level {level}")))?;
                     let center = (0..m * plane).map(|j| med[j / plane]).collect();
                     let row = (0..m * plane).map(|j| first + j / plane).collect();
-                    (center, row, rate(&y_eb.cdf)?, 0.0)
+                    (center, row, rate(&y_eb.cdf)?, 0.0, None)
                 }
-                (Prior::Hyper(_), Tables::Hyperprior { z_eb, y_gc }) => {
+                (Prior::Hyper(h), Tables::Hyperprior { z_eb, y_gc }) => {
                     let (Some(means), Some(indexes), Some(z), Some(z_sym)) = (
                         &latents.means,
                         &latents.scale_indexes,
@@ -523,7 +591,12 @@ impl Codec {
                         .map(|(j, &s)| z_tables.bits(j / zp, s))
                         .sum();
                     let row = indexes.iter().map(|&i| i as usize).collect();
-                    (means.data.clone(), row, rate(&y_gc.cdf)?, z_bits)
+                    let h_s =
+                        self.family.h_s.as_ref().ok_or_else(|| {
+                            Error::BadModel("hyperprior model without h_s".into())
+                        })?;
+                    let hyper = Some(hyper::HyperSearch::new(h_s, z_tables, h, z, (m, y.h, y.w))?);
+                    (means.data.clone(), row, rate(&y_gc.cdf)?, z_bits, hyper)
                 }
                 _ => return Err(Error::BadModel("prior and tables disagree".into())),
             };
@@ -546,6 +619,7 @@ impl Codec {
             gain_inv,
             shape: (m, y.h, y.w),
             other_bits,
+            hyper,
         })
     }
 }

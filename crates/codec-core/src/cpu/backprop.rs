@@ -21,8 +21,8 @@
 
 use rayon::prelude::*;
 
-use super::conv::CpuLayer;
 use super::conv::SendPtr;
+use super::conv::{CpuLayer, GdnLayer};
 use super::gemm::{sgemm, tile_width, with_scratch};
 use super::Math;
 use crate::model::graph::{Conv, Layer, Net};
@@ -33,15 +33,12 @@ use crate::tensor::Tensor;
 enum DiffLayer {
     /// A convolution and its adjoint (the opposite convolution, same weights, no bias).
     Conv {
-        fwd: CpuLayer,
-        adj: CpuLayer,
+        fwd: Box<CpuLayer>,
+        adj: Box<CpuLayer>,
     },
     /// GDN or IGDN; `gamma_t` is `gamma` transposed (row `k` holds `gamma[i, k]` over `i`).
     Gdn {
-        fwd: CpuLayer,
-        inverse: bool,
-        beta: Vec<f32>,
-        gamma: Vec<f32>,
+        fwd: GdnLayer,
         gamma_t: Vec<f32>,
     },
     LeakyRelu {
@@ -91,8 +88,8 @@ impl DiffNet {
                         bias: None,
                     });
                     DiffLayer::Conv {
-                        fwd: CpuLayer::prepare(l, Math::Fast),
-                        adj: CpuLayer::prepare(&adjoint, Math::Fast),
+                        fwd: Box::new(CpuLayer::prepare(l, Math::Fast)),
+                        adj: Box::new(CpuLayer::prepare(&adjoint, Math::Fast)),
                     }
                 }
                 Layer::Gdn {
@@ -102,17 +99,21 @@ impl DiffNet {
                     gamma,
                 } => {
                     let c = *c;
+                    assert_eq!(gamma.len(), c * c, "GDN gamma length does not match c*c");
                     let mut gamma_t = vec![0.0; gamma.len()];
                     for i in 0..c {
                         for j in 0..c {
                             gamma_t[j * c + i] = gamma[i * c + j];
                         }
                     }
+                    assert_eq!(beta.len(), c, "GDN beta length does not match c");
                     DiffLayer::Gdn {
-                        fwd: CpuLayer::prepare(l, Math::Fast),
-                        inverse: *inverse,
-                        beta: beta.clone(),
-                        gamma: gamma.clone(),
+                        fwd: GdnLayer {
+                            c,
+                            inverse: *inverse,
+                            beta: beta.clone(),
+                            gamma: gamma.clone(),
+                        },
                         gamma_t,
                     }
                 }
@@ -133,8 +134,9 @@ impl DiffNet {
                     fwd.forward_owned(cur, Math::Fast)
                 }
                 DiffLayer::Gdn { fwd, .. } => {
-                    saved.push(Saved::Input(cur.clone()));
-                    fwd.forward_owned(cur, Math::Fast)
+                    let out = fwd.forward_fast_keeping(&cur);
+                    saved.push(Saved::Input(cur));
+                    out
                 }
                 DiffLayer::LeakyRelu { slope } => {
                     let mut out = cur.clone();
@@ -166,16 +168,9 @@ impl DiffNet {
                         dx.crop(h, w)
                     }
                 }
-                (
-                    DiffLayer::Gdn {
-                        inverse,
-                        beta,
-                        gamma,
-                        gamma_t,
-                        ..
-                    },
-                    Saved::Input(x),
-                ) => gdn_backward(*inverse, beta, gamma, gamma_t, &x, &g),
+                (DiffLayer::Gdn { fwd, gamma_t }, Saved::Input(x)) => {
+                    gdn_backward(fwd.inverse, &fwd.beta, &fwd.gamma, gamma_t, &x, &g)
+                }
                 (DiffLayer::LeakyRelu { slope }, Saved::Input(x)) => {
                     let mut g = g;
                     g.data

@@ -18,6 +18,7 @@
 //! Taps of a phase are always listed by ascending kernel index `kk`, which fixes the summation
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
+use rayon::prelude::*;
 use std::sync::OnceLock;
 
 use super::exact::ExactConv;
@@ -368,6 +369,11 @@ impl GdnLayer {
         }
         x
     }
+
+    /// [`Math::Fast`] into a new tensor, keeping `x` (the same values as [`GdnLayer::forward`]).
+    pub fn forward_fast_keeping(&self, x: &Tensor) -> Tensor {
+        gdn::gdn_fast_into(self, x)
+    }
 }
 
 /// A layer with its weights repacked for the CPU kernels (done once per model load).
@@ -455,9 +461,10 @@ impl CpuNet {
     /// If a layer is malformed (see [`CpuLayer::prepare`]).
     pub fn prepare(net: &Net, math: Math) -> CpuNet {
         CpuNet {
+            // In parallel: a cold start pays for the repacking before the first image.
             layers: net
                 .layers
-                .iter()
+                .par_iter()
                 .map(|l| CpuLayer::prepare(l, math))
                 .collect(),
             math,

@@ -20,17 +20,15 @@ use crate::tensor::Tensor;
 const EXACT_TILE: usize = 256;
 const LANES: usize = 16;
 
-/// Tiles of `pt` pixels over a plane of `plane` pixels, run in parallel with a raw pointer to the
-/// CHW data; each task owns pixels `[p0, p0 + n)` of every channel.
-fn for_each_tile(x: &mut Tensor, pt: usize, f: impl Fn(SendPtr, usize, usize) + Sync) {
-    let plane = x.plane();
-    if plane == 0 || x.c == 0 {
+/// Tiles of `pt` pixels over a plane of `plane` pixels, run in parallel; each task owns pixels
+/// `[p0, p0 + n)` of every channel.
+fn for_each_tile(plane: usize, c: usize, pt: usize, f: impl Fn(usize, usize) + Sync) {
+    if plane == 0 || c == 0 {
         return;
     }
-    let ptr = SendPtr(x.data.as_mut_ptr());
     (0..plane.div_ceil(pt)).into_par_iter().for_each(|t| {
         let p0 = t * pt;
-        f(ptr, p0, pt.min(plane - p0));
+        f(p0, pt.min(plane - p0));
     });
 }
 
@@ -58,18 +56,40 @@ unsafe fn squares(ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32
     }
 }
 
-/// The Fast tile body after the GEMM: `x[i] = x[i] / sqrt(beta[i] + norm[i])` (or `*`).
+/// The Fast tile body after the GEMM: `dst[i] = src[i] / sqrt(beta[i] + norm[i])` (or `*`);
+/// `src` and `dst` are the same tensor or two that do not overlap.
 ///
 /// # Safety
-/// As for [`squares`].
+/// As for [`squares`], for both `src` and `dst`.
 #[inline(always)]
-unsafe fn normalize(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, norm: &[f32]) {
+unsafe fn normalize(
+    g: &GdnLayer,
+    (src, dst): (SendPtr, SendPtr),
+    plane: usize,
+    p0: usize,
+    n: usize,
+    norm: &[f32],
+) {
     for (i, row) in norm.chunks_exact(n).enumerate() {
-        // SAFETY: forwarded from the caller.
-        let xi = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(i * plane + p0), n) };
         let b = g.beta[i];
-        for (v, &s) in xi.iter_mut().zip(row) {
-            *v = finish(*v, b + s, g.inverse);
+        let at = i * plane + p0;
+        if src.get() == dst.get() {
+            // SAFETY: forwarded from the caller.
+            let xi = unsafe { std::slice::from_raw_parts_mut(dst.get().add(at), n) };
+            for (v, &s) in xi.iter_mut().zip(row) {
+                *v = finish(*v, b + s, g.inverse);
+            }
+        } else {
+            // SAFETY: forwarded from the caller; the two tensors do not overlap.
+            let (xi, yi) = unsafe {
+                (
+                    std::slice::from_raw_parts(src.get().add(at), n),
+                    std::slice::from_raw_parts_mut(dst.get().add(at), n),
+                )
+            };
+            for ((y, &v), &s) in yi.iter_mut().zip(xi).zip(row) {
+                *y = finish(v, b + s, g.inverse);
+            }
         }
     }
 }
@@ -122,16 +142,37 @@ unsafe fn exact_tile(
 }
 
 avx2_variant!(squares_avx2 => squares(ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]));
-avx2_variant!(normalize_avx2 => normalize(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, norm: &[f32]));
+avx2_variant!(normalize_avx2 => normalize(g: &GdnLayer, ptrs: (SendPtr, SendPtr), plane: usize, p0: usize, n: usize, norm: &[f32]));
 avx2_variant!(exact_tile_avx2 => exact_tile(g: &GdnLayer, ptr: SendPtr, plane: usize, p0: usize, n: usize, sq: &mut [f32]));
 
-/// GDN / IGDN with `gemm` on tiles of `x²`.
+/// GDN / IGDN with `gemm` on tiles of `x²`, in place.
 pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
-    let c = g.c;
-    let plane = x.plane();
+    let ptr = SendPtr(x.data.as_mut_ptr());
+    // SAFETY: `ptr` is `x`'s `c x plane` data, borrowed mutably for the call.
+    unsafe { gdn_fast(g, ptr, ptr, x.c, x.plane()) }
+}
+
+/// GDN / IGDN with `gemm` on tiles of `x²`, into a new tensor (for a caller that keeps `x`, as the
+/// backward pass's tape does, without copying it first).
+pub(crate) fn gdn_fast_into(g: &GdnLayer, x: &Tensor) -> Tensor {
+    let mut out = Tensor::zeros(x.c, x.h, x.w);
+    // Only read through `src` (the pointer type is shared with the writers).
+    let src = SendPtr(x.data.as_ptr().cast_mut());
+    let dst = SendPtr(out.data.as_mut_ptr());
+    // SAFETY: `src` is `x`'s data (only read), `dst` the distinct `out` of the same shape.
+    unsafe { gdn_fast(g, src, dst, x.c, x.plane()) };
+    out
+}
+
+/// The Fast GDN from `src` to `dst` (`c x plane` each; the same tensor or two that do not overlap).
+///
+/// # Safety
+/// Both pointers must be valid for `c * plane` values, and nothing else may access them meanwhile.
+unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: usize) {
+    assert_eq!(c, g.c, "GDN input has {c} channels, layer expects {}", g.c);
     let pt = tile_width(c, plane);
     let avx2 = has_avx2();
-    for_each_tile(x, pt, |ptr, p0, n| {
+    for_each_tile(plane, c, pt, |p0, n| {
         with_scratch(2 * c * n, |buf| {
             let (sq, norm) = buf.split_at_mut(c * n);
             // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
@@ -139,9 +180,9 @@ pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
             // `sq` `c x n`.
             unsafe {
                 if avx2 {
-                    squares_avx2(ptr, plane, p0, n, sq);
+                    squares_avx2(src, plane, p0, n, sq);
                 } else {
-                    squares(ptr, plane, p0, n, sq);
+                    squares(src, plane, p0, n, sq);
                 }
                 sgemm(
                     c,
@@ -155,9 +196,9 @@ pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
                     n,
                 );
                 if avx2 {
-                    normalize_avx2(g, ptr, plane, p0, n, norm);
+                    normalize_avx2(g, (src, dst), plane, p0, n, norm);
                 } else {
-                    normalize(g, ptr, plane, p0, n, norm);
+                    normalize(g, (src, dst), plane, p0, n, norm);
                 }
             }
         });
@@ -168,7 +209,8 @@ pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
 pub(crate) fn gdn_exact_in_place(g: &GdnLayer, x: &mut Tensor) {
     let plane = x.plane();
     let avx2 = has_avx2();
-    for_each_tile(x, EXACT_TILE, |ptr, p0, n| {
+    let ptr = SendPtr(x.data.as_mut_ptr());
+    for_each_tile(plane, x.c, EXACT_TILE, |p0, n| {
         with_scratch(g.c * n, |sq| {
             // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
             // variant only runs where AVX2 was detected.

@@ -92,13 +92,22 @@ impl RateTables {
     /// # Panics
     /// If `row` is out of range.
     pub fn bits_and_slope(&self, row: usize, u: f32) -> (f64, f64) {
+        let (p, dp) = self.prob_and_slope(row, u);
+        (-p.log2(), -dp / (p * std::f64::consts::LN_2))
+    }
+
+    /// The interpolated probability at the continuous value `u` of row `row` and its derivative
+    /// with respect to `u` (for a rate between rows: `codec::effort`'s hyperprior search).
+    ///
+    /// # Panics
+    /// If `row` is out of range.
+    pub fn prob_and_slope(&self, row: usize, u: f32) -> (f64, f64) {
         let r = &self.rows[row];
         let u = (u as f64).clamp(i32::MIN as f64 / 2.0, i32::MAX as f64 / 2.0);
         let f = u.floor();
         let t = u - f;
         let (p0, p1) = (self.prob(r, f as i64), self.prob(r, f as i64 + 1));
-        let p = (1.0 - t) * p0 + t * p1;
-        (-p.log2(), -(p1 - p0) / (p * std::f64::consts::LN_2))
+        ((1.0 - t) * p0 + t * p1, p1 - p0)
     }
 }
 
