@@ -45,6 +45,10 @@ bench-effort images="2" efforts="0,1,2":
 bench-ops:
     cargo bench -p codec-core --bench ops
 
+# A one-shot tfci-enc compress per shipped family against the warm in-process compress, interleaved in one run (writes docs/benchmarks/oneshot.json and .md); stop other work first.
+bench-oneshot image="../shared/data/kodak/kodim01.png":
+    cd training && {{python}} -m tfci_training.bench_oneshot --image ../{{image}} --out ../docs/benchmarks/oneshot.json
+
 # CPU compress/decompress per family vs CompressAI/PyTorch, interleaved in one run, contended samples rejected (writes docs/benchmarks/cpu.json and .md).
 bench-cpu image="../shared/data/kodak/kodim01.png":
     cd training && {{python}} -m tfci_training.bench_peer --image ../{{image}} --out ../docs/benchmarks/cpu.json

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use half::slice::HalfFloatSliceExt;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
@@ -79,7 +80,12 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
         path: path.clone(),
         source,
     })?;
-    let actual = hex(&Sha256::digest(&bytes));
+    // The checksum on one core while the other parses (a cold start waits for both); a file that
+    // fails the checksum is refused whatever its parse gave.
+    let (actual, parsed) = rayon::join(
+        || hex(&Sha256::digest(&bytes)),
+        || parse(&path, entry, &bytes),
+    );
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
         return Err(ModelError::Checksum {
             path,
@@ -87,13 +93,19 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
             actual,
         });
     }
+    parsed
+}
+
+/// The family in `bytes`, `entry`'s file at `path` (whose checksum the caller checks).
+fn parse(path: &Path, entry: &FamilyEntry, bytes: &[u8]) -> Result<Family, ModelError> {
+    let path = path.to_path_buf();
     let st_err = |e: safetensors::SafeTensorError| ModelError::Safetensors {
         path: path.clone(),
         message: e.to_string(),
     };
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(st_err)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let meta: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
-    let st = SafeTensors::deserialize(&bytes).map_err(st_err)?;
+    let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
     let r = Reader { st: &st };
 
     let architecture = Architecture::parse(&entry.architecture)?;
@@ -118,11 +130,17 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
             });
         }
     }
-    let weights_id = super::decoder_id::decoder_id(
-        &st,
-        &entry.architecture,
-        entry.levels,
-        meta.get("leaky_relu_slope").map_or("0.01", String::as_str),
+    // The decoder's digest on one core while the other reads the nets (both only read `st`).
+    let (weights_id, nets) = rayon::join(
+        || {
+            super::decoder_id::decoder_id(
+                &st,
+                &entry.architecture,
+                entry.levels,
+                meta.get("leaky_relu_slope").map_or("0.01", String::as_str),
+            )
+        },
+        || read_nets(&r, entry, architecture, &meta),
     );
     if let Some(expected) = &entry.decoder_id {
         if *expected != weights_id {
@@ -133,6 +151,18 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
             });
         }
     }
+    let mut family = nets?;
+    family.weights_id = weights_id;
+    Ok(family)
+}
+
+/// Reads the nets, gains and tables, checking every shape (the weights id is left empty).
+fn read_nets(
+    r: &Reader<'_, '_>,
+    entry: &FamilyEntry,
+    architecture: Architecture,
+    meta: &HashMap<String, String>,
+) -> Result<Family, ModelError> {
     let slope = match meta.get("leaky_relu_slope") {
         Some(s) => s.parse::<f32>().map_err(|e| ModelError::Metadata {
             key: "leaky_relu_slope".into(),
@@ -151,8 +181,7 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
             reason: "does not output 3 channels".into(),
         });
     }
-    let levels = entry.levels;
-    let lv = levels as usize;
+    let lv = entry.levels as usize;
     let y_gain = r.f32s("y_gain", &[lv, m])?;
     let y_gain_inv = r.f32s("y_gain_inv", &[lv, m])?;
     let (h_a, h_s, n, tables) = if architecture.has_hyperprior() {
@@ -181,11 +210,11 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
     Ok(Family {
         name: entry.family.clone(),
         architecture,
-        weights_id,
+        weights_id: String::new(),
         file_id: entry.file_id().to_string(),
         version: entry.version,
         versions: entry.versions.clone(),
-        levels,
+        levels: entry.levels,
         m,
         n,
         g_a,
@@ -239,10 +268,17 @@ impl Reader<'_, '_> {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
+            Dtype::F16 => {
+                // The slice conversion runs F16C's 8-wide instruction where the CPU has it (a
+                // value at a time checked for it on every call); the same exact values.
+                let halves: Vec<half::f16> = data
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                let mut out = vec![0.0f32; halves.len()];
+                halves.convert_to_f32_slice(&mut out);
+                out
+            }
             other => return Err(bad(name, format!("dtype {other:?}, expected F32 or F16"))),
         };
         Ok((values, v.shape().to_vec()))

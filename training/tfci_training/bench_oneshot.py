@@ -1,0 +1,122 @@
+"""A one-shot ``tfci-enc compress`` against the warm in-process compress, in the same run
+(``just bench-oneshot``; issue "CPU speed": one-shot within 1.3x of warm).
+
+For each shipped family at its middle level, interleaved over ``--rounds`` rounds:
+1. one-shot: the release ``tfci-enc -v compress --backend cpu MODEL IMAGE OUT`` as a user runs it
+   (process start, model read and checksums, weight repacking, PNG decode, compress, write, exit);
+   its wall time, and from ``-v`` the model read, the preparation and the per-file time;
+2. warm: the codec benchmark (``crates/codec-core/benches/codec.rs``, the same compress in a process
+   that has already compressed the image ``--warmup`` times: 8-bit RGB to ``.tfci`` bytes, no PNG,
+   no file), one process per round, its median over ``--runs``.
+Every sample records the other processes' CPU share (``benchutil``); a contended one is retried and
+then flagged. The ratio is the median one-shot over the median warm. Stop training first.
+
+    cd training && python -m tfci_training.bench_oneshot --out ../docs/benchmarks/oneshot.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+
+from .benchutil import REPO, bench_binary, sample
+
+LOAD = re.compile(r"read in ([0-9.]+) ms, transforms prepared in ([0-9.]+) ms")
+FILE = re.compile(r"bpp \([^)]*\), ([0-9.]+) s$", re.M)
+
+
+def one_shot(exe: str, models: str, name: str, image: str, out: str) -> dict:
+    t0 = time.perf_counter()
+    err = subprocess.run([exe, "-v", "compress", "--model-dir", models, "--backend", "cpu", name, image, out],
+                         check=True, capture_output=True, text=True).stderr
+    wall = (time.perf_counter() - t0) * 1e3
+    load, per_file = LOAD.search(err), FILE.search(err)
+    if not (load and per_file):
+        raise SystemExit(f"tfci-enc -v did not say its load and file times:\n{err}")
+    return {"wall_ms": wall, "read_ms": float(load.group(1)), "prepare_ms": float(load.group(2)),
+            "file_ms": float(per_file.group(1)) * 1e3}
+
+
+def warm(bench: str, models: str, image: str, runs: int, warmup: int, threads: int) -> dict:
+    out = subprocess.run([bench, "--models", models, "--image", image, "--runs", str(runs), "--warmup",
+                          str(warmup), "--threads", str(threads), "--bench"],
+                         check=True, capture_output=True, text=True).stdout
+    return {r["family"]: r["compress_ms"] for r in json.loads(out)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--image", default=os.path.join(REPO, "..", "shared", "data", "kodak", "kodim01.png"))
+    ap.add_argument("--models", default=os.path.join(REPO, "models"))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=5, help="warm compresses per benchmark process")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-other", type=float, default=0.10)
+    ap.add_argument("--out", help="JSON report (a .md table beside it)")
+    args = ap.parse_args(argv)
+    models, image = os.path.abspath(args.models), os.path.abspath(args.image)
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "tfci-enc"], cwd=REPO, check=True)
+    exe = os.path.join(REPO, "target", "release", "tfci-enc")
+    bench = bench_binary(REPO)
+    with open(os.path.join(models, "manifest.json")) as f:
+        families = json.load(f)["families"]
+    shots = {e["family"]: [] for e in families}
+    warms = {e["family"]: [] for e in families}
+    contended = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.tfci")
+        for r in range(args.rounds):
+            w, _, clean = sample(lambda: warm(bench, models, image, args.runs, args.warmup, args.threads),
+                                 args.max_other)
+            contended += not clean
+            if clean:
+                for fam, ms in w.items():
+                    if fam in warms:
+                        warms[fam].append(ms)
+            for e in families:
+                name = f"{e['family']}-{(e['levels'] + 1) // 2}"
+                s, _, clean = sample(lambda: one_shot(exe, models, name, image, out), args.max_other)
+                contended += not clean
+                if clean:
+                    shots[e["family"]].append(s)
+    rows = []
+    for e in families:
+        fam, s = e["family"], shots[e["family"]]
+        if not s or not warms[fam]:
+            print(f"{fam}: every sample contended")
+            continue
+        med = {k: statistics.median(x[k] for x in s) for k in s[0]}
+        w = statistics.median(warms[fam])
+        rows.append({"model": f"{fam}-{(e['levels'] + 1) // 2}", "one_shot_ms": round(med["wall_ms"], 1),
+                     "range_ms": [round(min(x["wall_ms"] for x in s), 1), round(max(x["wall_ms"] for x in s), 1)],
+                     "read_ms": round(med["read_ms"], 1), "prepare_ms": round(med["prepare_ms"], 1),
+                     "file_ms": round(med["file_ms"], 1), "warm_ms": round(w, 1),
+                     "ratio": round(med["wall_ms"] / w, 2), "samples": len(s)})
+    lines = [f"{os.path.basename(image)}, {args.rounds} rounds, {contended} contended samples",
+             "",
+             "| model | one-shot wall (range) | model read | prepared | per-file (read, decode, compress, write) "
+             "| warm compress | one-shot / warm |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['one_shot_ms']} ms ({r['range_ms'][0]}-{r['range_ms'][1]}) | "
+                     f"{r['read_ms']} ms | {r['prepare_ms']} ms | {r['file_ms']} ms | {r['warm_ms']} ms | "
+                     f"{r['ratio']}x |")
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"image": os.path.basename(image), "rounds": args.rounds, "contended": contended,
+                       "rows": rows}, f, indent=1)
+        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
