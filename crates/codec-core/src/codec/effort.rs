@@ -566,37 +566,21 @@ impl Codec {
                     (center, row, rate(&y_eb.cdf)?, 0.0, None)
                 }
                 (Prior::Hyper(h), Tables::Hyperprior { z_eb, y_gc }) => {
-                    let (Some(means), Some(indexes), Some(z), Some(z_sym)) = (
-                        &latents.means,
-                        &latents.scale_indexes,
-                        &latents.z,
-                        &latents.z_symbols,
-                    ) else {
+                    let (hyper, z_bits) = self.hyper_search(h, rate(&z_eb.cdf)?, latents)?;
+                    let (Some(means), Some(indexes)) = (&latents.means, &latents.scale_indexes)
+                    else {
                         return Err(Error::Argument(
-                            "search: hyperprior latents without z".into(),
+                            "search: hyperprior latents without means".into(),
                         ));
                     };
-                    let z_tables = rate(&z_eb.cdf)?;
-                    let zp = (z.h * z.w).max(1);
-                    if z.c > z_tables.rows() || z_sym.len() != z.c * z.h * z.w {
-                        return Err(Error::BadModel(format!(
-                            "z has {} channels, the model's z tables {} rows",
-                            z.c,
-                            z_tables.rows()
-                        )));
-                    }
-                    let z_bits = z_sym
-                        .iter()
-                        .enumerate()
-                        .map(|(j, &s)| z_tables.bits(j / zp, s))
-                        .sum();
                     let row = indexes.iter().map(|&i| i as usize).collect();
-                    let h_s =
-                        self.family.h_s.as_ref().ok_or_else(|| {
-                            Error::BadModel("hyperprior model without h_s".into())
-                        })?;
-                    let hyper = Some(hyper::HyperSearch::new(h_s, z_tables, h, z, (m, y.h, y.w))?);
-                    (means.data.clone(), row, rate(&y_gc.cdf)?, z_bits, hyper)
+                    (
+                        means.data.clone(),
+                        row,
+                        rate(&y_gc.cdf)?,
+                        z_bits,
+                        Some(hyper),
+                    )
                 }
                 _ => return Err(Error::BadModel("prior and tables disagree".into())),
             };

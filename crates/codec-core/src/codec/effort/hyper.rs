@@ -77,6 +77,48 @@ struct YTerm {
     slope_s: f64,
 }
 
+impl Codec {
+    /// The hyperprior part of a search from `latents` (which must hold `h_a`'s `z` of their `y`)
+    /// and the bits of effort 0's `z`.
+    ///
+    /// # Errors
+    /// [`Error::Argument`] for latents without `z` or with a `z` that is not `h_a`'s output for
+    /// their `y`; [`Error::BadModel`] as [`HyperSearch::new`].
+    pub(super) fn hyper_search(
+        &self,
+        h: &Hyper,
+        z_tables: RateTables,
+        latents: &Latents,
+    ) -> Result<(HyperSearch, f64)> {
+        let (Some(z), Some(z_sym)) = (&latents.z, &latents.z_symbols) else {
+            return Err(Error::Argument(
+                "search: hyperprior latents without z".into(),
+            ));
+        };
+        let (Some(h_a), Some(h_s)) = (&self.family.h_a, &self.family.h_s) else {
+            return Err(Error::BadModel("hyperprior model without h_a/h_s".into()));
+        };
+        let y = &latents.y;
+        if (z.c, z.h, z.w) != h_a.output_shape((y.c, y.h, y.w)) || z_sym.len() != z.data.len() {
+            return Err(Error::Argument(format!(
+                "search: z is {}x{}x{} with {} symbols, not h_a's output for this y",
+                z.c,
+                z.h,
+                z.w,
+                z_sym.len()
+            )));
+        }
+        let hyper = HyperSearch::new(h_s, z_tables, h, z, (y.c, y.h, y.w))?;
+        let zp = (z.h * z.w).max(1);
+        let z_bits = z_sym
+            .iter()
+            .enumerate()
+            .map(|(j, &s)| hyper.z_tables.bits(j / zp, s))
+            .sum();
+        Ok((hyper, z_bits))
+    }
+}
+
 impl HyperSearch {
     /// # Errors
     /// [`Error::BadModel`] if `z` has more channels than the z tables or medians have rows, or
@@ -288,12 +330,43 @@ mod tests {
     /// The relaxed objective's gradient in `z` (through the Gaussian rows, the means, the scales
     /// and `h_s`) and in `y` matches central differences of the objective itself, with the
     /// shipped mbt2018-mean-msssim on a small synthetic image at a fixed temperature and noise.
-    #[test]
-    fn the_gradient_matches_finite_differences() {
+    fn shipped_mbt() -> (Codec, crate::model::FamilyEntry) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
         let registry = Registry::open(&dir).expect("models/manifest.json");
         let entry = registry.family("mbt2018-mean-msssim").expect("shipped");
         let codec = Codec::new(registry.load(entry).expect("load")).expect("codec");
+        (codec, entry.clone())
+    }
+
+    /// Latents whose `z` is not `h_a`'s output for their `y` (the fields are public) are an
+    /// argument error before `h_s` runs on them, not a panic.
+    #[test]
+    fn a_z_of_another_shape_is_refused() {
+        let (codec, entry) = shipped_mbt();
+        let image = RgbImage::new(40, 24, vec![128; 40 * 24 * 3]).expect("image");
+        let limits = Limits::default();
+        let objective = Objective::of(&entry, 1, None).expect("objective");
+        let good = codec.analyze(&image, 1, &limits).expect("analyze");
+        for (c, h, w) in [
+            (1, 1, 1),
+            (codec.family().n, 2, 1),
+            (codec.family().n + 1, 1, 1),
+        ] {
+            let mut latents = good.clone();
+            latents.z = Some(Tensor::from_vec(c, h, w, vec![0.5; c * h * w]));
+            latents.z_symbols = Some(vec![0; c * h * w]);
+            let got = codec.search(&image, &mut latents, 1, &objective, &limits);
+            assert!(
+                matches!(got, Err(Error::Argument(_))),
+                "z {c}x{h}x{w}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let (codec, entry) = shipped_mbt();
+        let entry = &entry;
         let (w, h) = (80, 64);
         let data = (0..w * h)
             .flat_map(|i| {
