@@ -253,6 +253,17 @@ impl Problem<'_> {
         (self.x.h * self.x.w).max(1) as f64
     }
 
+    /// `y_hat = centered(j) * gain_inv` over `y`'s elements (`centered`: a symbol or a soft-rounded
+    /// value plus its center).
+    fn y_hat(&self, centered: impl Fn(usize) -> f32) -> Tensor {
+        let (m, h, w) = self.shape;
+        let plane = (h * w).max(1);
+        let data = (0..m * h * w)
+            .map(|j| centered(j) * self.gain_inv[j / plane])
+            .collect();
+        Tensor::from_vec(m, h, w, data)
+    }
+
     /// The objective of effort 0's integer symbols, measured on the 8-bit image the decoder will
     /// write.
     fn rounded(&self, symbols: &[i32]) -> f64 {
@@ -262,16 +273,7 @@ impl Problem<'_> {
     /// The objective of integer symbols `y` with their centers and table rows, and the bits of
     /// everything else.
     fn rounded_at(&self, symbols: &[i32], center: &[f32], row: &[usize], other_bits: f64) -> f64 {
-        let (m, h, w) = self.shape;
-        let plane = (h * w).max(1);
-        let y_hat = Tensor::from_vec(
-            m,
-            h,
-            w,
-            (0..m * h * w)
-                .map(|j| (symbols[j] as f32 + center[j]) * self.gain_inv[j / plane])
-                .collect(),
-        );
+        let y_hat = self.y_hat(|j| symbols[j] as f32 + center[j]);
         let (x_hat, _) = self.net.forward(&y_hat);
         let x8 = RgbImage::quantize(&x_hat.crop(self.x.h, self.x.w)).as_tensor();
         let (d, _) = self
@@ -334,16 +336,8 @@ impl Problem<'_> {
                 (slope / self.pixels()) as f32
             })
             .collect();
-        let (m, h, w) = self.shape;
-        let plane = (h * w).max(1);
-        let y_hat = Tensor::from_vec(
-            m,
-            h,
-            w,
-            (0..m * h * w)
-                .map(|j| (u[j] + self.center[j]) * self.gain_inv[j / plane])
-                .collect(),
-        );
+        let y_hat = self.y_hat(|j| u[j] + self.center[j]);
+        let plane = (self.shape.1 * self.shape.2).max(1);
         let (d, g_y) = self.distortion_grad(&y_hat);
         for (j, (gj, &gy)) in grad.iter_mut().zip(&g_y.data).enumerate() {
             *gj += gy * self.gain_inv[j / plane];

@@ -109,12 +109,7 @@ impl Codec {
             )));
         }
         let hyper = HyperSearch::new(h_s, z_tables, h, z, (y.c, y.h, y.w))?;
-        let zp = (z.h * z.w).max(1);
-        let z_bits = z_sym
-            .iter()
-            .enumerate()
-            .map(|(j, &s)| hyper.z_tables.bits(j / zp, s))
-            .sum();
+        let z_bits = hyper.z_bits(z_sym);
         Ok((hyper, z_bits))
     }
 }
@@ -150,6 +145,16 @@ impl HyperSearch {
             z_shape: (z.c, z.h, z.w),
             ln_table: h.scale_table.iter().map(|&t| (t as f64).ln()).collect(),
         })
+    }
+
+    /// Bits of `z`'s integer symbols (channel-major, `z_shape`) under the z tables.
+    fn z_bits(&self, symbols: &[i32]) -> f64 {
+        let zp = (self.z_shape.1 * self.z_shape.2).max(1);
+        symbols
+            .iter()
+            .enumerate()
+            .map(|(j, &s)| self.z_tables.bits(j / zp, s))
+            .sum()
     }
 
     /// The continuous row position of scale `s` (module docs) and its derivative in `s`.
@@ -240,16 +245,7 @@ impl HyperSearch {
                 }
             })
             .collect();
-        let y_hat = Tensor::from_vec(
-            m,
-            yh,
-            yw,
-            y_terms
-                .iter()
-                .enumerate()
-                .map(|(j, t)| (t.u + t.mean) * p.gain_inv[j / plane])
-                .collect(),
-        );
+        let y_hat = p.y_hat(|j| y_terms[j].u + y_terms[j].mean);
         let (d, g_y) = p.distortion_grad(&y_hat);
         let mut grad = vec![0.0f64; v.len()];
         let mut g_hs = Tensor::zeros(hs.c, hs.h, hs.w);
@@ -287,7 +283,6 @@ impl HyperSearch {
         let (m, yh, yw) = p.shape;
         let ny = m * yh * yw;
         let (zc, zh, zw) = self.z_shape;
-        let zp = (zh * zw).max(1);
         let z = Tensor::from_vec(zc, zh, zw, v[ny..].to_vec());
         let z_symbols = quantize(&z, |c, _| self.z_medians[c]);
         let z_hat = dequantize(&z_symbols, zc, zh, zw, |c, _| self.z_medians[c]);
@@ -301,11 +296,7 @@ impl HyperSearch {
                 "a symbol of y needs a table row the model's {rows} rows do not have"
             )));
         }
-        let z_bits: f64 = z_symbols
-            .iter()
-            .enumerate()
-            .map(|(j, &s)| self.z_tables.bits(j / zp, s))
-            .sum();
+        let z_bits = self.z_bits(&z_symbols);
         let objective = p.rounded_at(&y_symbols, &means.data, &row, z_bits);
         Ok(Found {
             objective,
