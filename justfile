@@ -43,7 +43,7 @@ bench-effort images="2" efforts="0,1,2":
 
 # Per-op CPU kernel timings (criterion).
 bench-ops:
-    cargo bench -p codec-core --bench ops
+    cargo bench -p codec-core --features internals --bench ops
 
 # A one-shot tfci-enc compress per shipped family against the warm in-process compress, interleaved in one run (writes docs/benchmarks/oneshot.json and .md); stop other work first.
 bench-oneshot image="../shared/data/kodak/kodim01.png":

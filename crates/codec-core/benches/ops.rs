@@ -2,7 +2,8 @@
 //! (bmshj2018 / mbt2018 with N = 128, M = 192). Throughput is reported in elements = MACs, so
 //! criterion's `Gelem/s` reads as GMAC/s; a best-of-3 summary line per op is printed as well.
 //!
-//! Run: `cargo bench -p codec-core --bench ops` (`OPS_FILTER=deconv` runs the matching ops only).
+//! Run: `just bench-ops` (`OPS_FILTER=deconv` runs the matching ops only; `OPS_BEST=20` takes
+//! the summary's best of 20 runs instead of 3, steadier on a noisy machine).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -195,6 +196,11 @@ fn bench_ops(c: &mut Criterion) {
     // `OPS_FILTER=substring` restricts the run to matching ops (criterion's own filter only
     // skips its measurements, not the summary).
     let filter = std::env::var("OPS_FILTER").unwrap_or_default();
+    let best_of: usize = std::env::var("OPS_BEST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     for (name, net, math, (ch, h, w)) in cases() {
         if !name.contains(filter.as_str()) {
             continue;
@@ -211,9 +217,9 @@ fn bench_ops(c: &mut Criterion) {
                 cpu.forward(&x)
             }
         };
-        // Best of 3 (after one warm-up run) for the summary.
+        // Best of `best_of` (after one warm-up run) for the summary.
         black_box(run(x.clone()));
-        let best = (0..3)
+        let best = (0..best_of)
             .map(|_| {
                 let input = x.clone();
                 let t = Instant::now();
@@ -240,7 +246,7 @@ fn bench_ops(c: &mut Criterion) {
         group.finish();
     }
     println!(
-        "\nsummary (best of 3, {} rayon threads):",
+        "\nsummary (best of {best_of}, {} rayon threads):",
         rayon::current_num_threads()
     );
     for line in summary {

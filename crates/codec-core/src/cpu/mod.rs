@@ -43,6 +43,18 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// Whether kernels written with AVX2 and FMA intrinsics may run.
+pub(crate) fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2() && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Which arithmetic a net runs with (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Math {

@@ -349,10 +349,14 @@ impl Reader<'_, '_> {
                 Op::Gdn { idx, inverse } => {
                     let beta = self.f32s(&format!("{prefix}.{idx}.beta"), &[c])?;
                     let gamma = self.f32s(&format!("{prefix}.{idx}.gamma"), &[c, c])?;
-                    if beta.iter().any(|&b| b <= 0.0) || gamma.iter().any(|&g| g < 0.0) {
+                    // A normal positive beta keeps `beta + gamma * x²` a positive normal number
+                    // for finite inputs, which the reciprocal square root estimate relies on.
+                    let beta_ok = |b: f32| b.is_normal() && b > 0.0;
+                    let gamma_ok = |g: f32| g.is_finite() && g >= 0.0;
+                    if !beta.iter().all(|&b| beta_ok(b)) || !gamma.iter().all(|&g| gamma_ok(g)) {
                         return Err(bad(
                             &format!("{prefix}.{idx}"),
-                            "GDN needs beta > 0 and gamma >= 0".into(),
+                            "GDN needs a normal beta > 0 and a finite gamma >= 0".into(),
                         ));
                     }
                     Layer::Gdn {
