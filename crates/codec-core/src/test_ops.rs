@@ -26,7 +26,7 @@ pub(crate) fn conv_layer(
         k,
         stride,
         transposed,
-        weight,
+        weight: weight.into(),
         bias,
     })
 }

@@ -96,10 +96,59 @@ pub fn load_codec(
     backend: &codec_core::Backend,
     reporter: &Reporter,
 ) -> Result<codec_core::Codec> {
-    let t0 = std::time::Instant::now();
-    let family = registry
-        .load(entry)
-        .with_context(|| format!("failed loading model {}", entry.family))?;
+    let read = timed(|| registry.load(entry));
+    prepare_codec(registry, entry, read, backend, reporter)
+}
+
+/// [`select_backend`] and reading the model at the same time, with `also` on a third thread (the
+/// encoder decodes its first image there), then the transforms prepared on the backend: a one-shot
+/// call would otherwise wait for each in turn (listing the GPU adapters takes tens of
+/// milliseconds where a Vulkan driver loads, reading a model 10-20, decoding a Kodak PNG about 6).
+/// Errors come in the order of the serial calls: the backend's, then the model's.
+pub fn start<T: Send>(
+    common: &Common,
+    registry: &Registry,
+    entry: &codec_core::model::FamilyEntry,
+    reporter: &Reporter,
+    also: impl FnOnce() -> T + Send,
+) -> (Result<codec_core::Codec>, T) {
+    std::thread::scope(|s| {
+        let also = s.spawn(also);
+        let read = s.spawn(|| timed(|| registry.load(entry)));
+        let backend = select_backend(common, reporter);
+        let read = joined(read);
+        let loaded =
+            backend.and_then(|backend| prepare_codec(registry, entry, read, &backend, reporter));
+        (loaded, joined(also))
+    })
+}
+
+/// A scoped thread's result; its panic goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
+    let t = std::time::Instant::now();
+    let value = f();
+    (value, t.elapsed())
+}
+
+/// The codec from a read family; says which model on `-v`, and what reading the file and
+/// preparing the transforms took (the cold start a one-shot call pays).
+fn prepare_codec(
+    registry: &Registry,
+    entry: &codec_core::model::FamilyEntry,
+    (family, read): (
+        Result<codec_core::model::Family, codec_core::model::ModelError>,
+        std::time::Duration,
+    ),
+    backend: &codec_core::Backend,
+    reporter: &Reporter,
+) -> Result<codec_core::Codec> {
+    let family = family.with_context(|| format!("failed loading model {}", entry.family))?;
     let t1 = std::time::Instant::now();
     let codec = codec_core::Codec::with_backend(family, backend)?;
     reporter.info(&format!(
@@ -107,7 +156,7 @@ pub fn load_codec(
         entry.family,
         entry.architecture,
         registry.dir().join(&entry.file).display(),
-        (t1 - t0).as_secs_f64() * 1e3,
+        read.as_secs_f64() * 1e3,
         t1.elapsed().as_secs_f64() * 1e3,
     ));
     Ok(codec)

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use codec_core::image::RgbImage;
 use codec_core::model::Registry;
 use codec_core::{Codec, Limits};
 use tfci_cli::rate::{describe, Effort, Mode};
-use tfci_cli::{Clobber, Common, Job, Reporter, Totals, WriteGuard};
+use tfci_cli::{Clobber, Common, Input, Job, Reporter, Totals, WriteGuard};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -80,8 +81,13 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     if args.bpp_strict && args.target_bpp.is_none() {
         reporter.note("--bpp_strict is ignored without --target_bpp (as in tfci.py)");
     }
-    let backend = tfci_cli::select_backend(common, &reporter)?;
-    let codec = tfci_cli::load_codec(registry, entry, &backend, &reporter)?;
+    // The first input is read and decoded while the model loads (used after its output check).
+    let first = jobs.first().map(|job| &job.input);
+    let (loaded, first) = tfci_cli::start(common, registry, entry, &reporter, || {
+        first.map(read_image_of)
+    });
+    let codec = loaded?;
+    let mut first = first;
     let request = tfci_cli::rate::Request {
         target_bpp: args.target_bpp,
         bpp_strict: args.bpp_strict,
@@ -104,7 +110,8 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
         },
     };
     tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
-        let result = compress_one(&how, job, clobber, &reporter, totals);
+        let read = first.take();
+        let result = compress_one(&how, job, read, clobber, &reporter, totals);
         tfci_cli::print_notes(&codec, &reporter);
         result
     })
@@ -118,17 +125,27 @@ struct How<'a> {
     effort: Effort<'a>,
 }
 
+/// An input read and decoded: its size in bytes, the image, and what was converted.
+type ReadImage = Result<(u64, RgbImage, Option<String>)>;
+
+fn read_image_of(input: &Input) -> ReadImage {
+    let bytes = tfci_cli::read_input(input)?;
+    let (image, note) = tfci_cli::decode_image(&bytes, input)?;
+    Ok((bytes.len() as u64, image, note))
+}
+
+/// Codes one job; `read` is its input when it was read ahead.
 fn compress_one(
     how: &How<'_>,
     job: &Job,
+    read: Option<ReadImage>,
     clobber: Clobber,
     reporter: &Reporter,
     totals: &mut Totals,
 ) -> Result<()> {
     let start = Instant::now();
     tfci_cli::check_output(&job.output, &job.input, clobber, WriteGuard::NotAnImage)?;
-    let input = tfci_cli::read_input(&job.input)?;
-    let (image, note) = tfci_cli::decode_image(&input, &job.input)?;
+    let (input_len, image, note) = read.unwrap_or_else(|| read_image_of(&job.input))?;
     if let Some(note) = note {
         reporter.note(&note);
     }
@@ -181,7 +198,7 @@ fn compress_one(
         describe(point),
         start.elapsed().as_secs_f64()
     ));
-    totals.bytes_in += input.len() as u64;
+    totals.bytes_in += input_len;
     totals.bytes_out += bytes.len() as u64;
     totals.compressed += bytes.len() as u64;
     totals.pixels += pixels as u64;

@@ -312,7 +312,7 @@ mod tests {
             k,
             stride: s,
             transposed: t,
-            weight: rng.vec(cin * cout * k * k, 0.3),
+            weight: rng.vec(cin * cout * k * k, 0.3).into(),
             bias: Some(rng.vec(cout, 0.3)),
         })
     }

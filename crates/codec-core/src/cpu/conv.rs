@@ -19,7 +19,7 @@
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
 use rayon::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::exact::ExactConv;
 use super::gdn;
@@ -256,15 +256,16 @@ impl ConvGeom {
 #[derive(Debug)]
 pub struct ConvLayer {
     pub(crate) geom: ConvGeom,
-    /// PyTorch layout (`[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed).
-    weight: Vec<f32>,
+    /// PyTorch layout (`[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed), shared with
+    /// the model's [`Net`] (kept for the arithmetic that is packed on demand).
+    weight: Arc<[f32]>,
     bias: Option<Vec<f32>>,
     fast: OnceLock<FastConv>,
     exact: OnceLock<ExactConv>,
 }
 
 impl ConvLayer {
-    fn new(geom: ConvGeom, weight: &[f32], bias: Option<&Vec<f32>>, math: Math) -> ConvLayer {
+    fn new(geom: ConvGeom, weight: &Arc<[f32]>, bias: Option<&Vec<f32>>, math: Math) -> ConvLayer {
         let ConvGeom { cin, cout, k, .. } = geom;
         assert_eq!(
             weight.len(),
@@ -276,7 +277,7 @@ impl ConvLayer {
         }
         let layer = ConvLayer {
             geom,
-            weight: weight.to_vec(),
+            weight: Arc::clone(weight),
             bias: bias.cloned(),
             fast: OnceLock::new(),
             exact: OnceLock::new(),

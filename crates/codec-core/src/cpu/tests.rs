@@ -37,7 +37,7 @@ fn transposed_conv_hand_example() {
         cout: 1,
         k: 3,
         stride: 2,
-        weight,
+        weight: weight.into(),
         bias: None,
         transposed: true,
     });
@@ -61,7 +61,7 @@ fn conv_hand_example() {
         cout: 1,
         k: 3,
         stride: 2,
-        weight: vec![1.0; 9],
+        weight: vec![1.0; 9].into(),
         bias: Some(vec![0.5]),
         transposed: false,
     });
@@ -395,7 +395,7 @@ fn tiles_read_and_write_8bit_pixels() {
         let mut g_s_small = g_s.clone();
         for l in &mut g_s_small.layers {
             if let Layer::Conv(c) = l {
-                c.weight.iter_mut().for_each(|w| *w *= 0.05);
+                c.weight = c.weight.iter().map(|w| w * 0.05).collect();
             }
         }
         let s = CpuNet::prepare(&g_s_small, math);

@@ -55,9 +55,11 @@ fn conv_net(layer: Layer) -> Net {
 fn to_f16(net: &mut Net) {
     for layer in &mut net.layers {
         if let Layer::Conv(c) = layer {
-            for v in &mut c.weight {
-                *v = half::f16::from_f32(*v).to_f32();
-            }
+            c.weight = c
+                .weight
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect();
         }
     }
 }

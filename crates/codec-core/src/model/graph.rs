@@ -4,6 +4,8 @@
 //! GDN `gamma[i, j]` with row `i` the output channel) so the exporter writes them untouched and a
 //! backend repacks them once when it prepares a model.
 
+use std::sync::Arc;
+
 /// `Conv2d(cin, cout, k, stride, padding=k/2)` (output `ceil(in / stride)`), or with `transposed`
 /// `ConvTranspose2d(cin, cout, k, stride, padding=k/2, output_padding=stride-1)` (output `stride * in`).
 #[derive(Clone, Debug, PartialEq)]
@@ -13,8 +15,10 @@ pub struct Conv {
     pub k: usize,
     pub stride: usize,
     pub transposed: bool,
-    /// `[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed (PyTorch's layouts).
-    pub weight: Vec<f32>,
+    /// `[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed (PyTorch's layouts); shared
+    /// with the CPU backend's prepared layers rather than copied (a cold start faults in every
+    /// page of every copy).
+    pub weight: Arc<[f32]>,
     /// `[cout]`
     pub bias: Option<Vec<f32>>,
 }
@@ -102,7 +106,7 @@ impl Net {
             .iter()
             .map(|l| match l {
                 Layer::Conv(c) => Layer::Conv(Conv {
-                    weight: Vec::new(),
+                    weight: Arc::from([]),
                     bias: None,
                     ..*c
                 }),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use half::slice::HalfFloatSliceExt;
 use safetensors::{Dtype, SafeTensors};
@@ -259,24 +260,35 @@ impl Reader<'_, '_> {
         self.st.tensor(name).is_ok()
     }
 
-    /// A float tensor (F32 or F16) of any shape, with its shape.
-    fn floats(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+    /// A float tensor (F32 or F16) of any shape, with its shape; built in place in its shared
+    /// allocation (the convolutions' weights are kept as they are, never copied again).
+    fn floats(&self, name: &str) -> Result<(Arc<[f32]>, Vec<usize>), ModelError> {
         let v = self.view(name)?;
         let data = v.data();
-        let values = match v.dtype() {
+        let values: Arc<[f32]> = match v.dtype() {
             Dtype::F32 => data
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
             Dtype::F16 => {
                 // The slice conversion runs F16C's 8-wide instruction where the CPU has it (a
-                // value at a time checked for it on every call); the same exact values.
-                let halves: Vec<half::f16> = data
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
-                    .collect();
-                let mut out = vec![0.0f32; halves.len()];
-                halves.convert_to_f32_slice(&mut out);
+                // value at a time checked for it on every call); the same exact values. The
+                // file's bytes are read in place when they are aligned little-endian halves
+                // (safetensors aligns its tensors), else copied once.
+                let mut out: Arc<[f32]> = std::iter::repeat_n(0.0f32, data.len() / 2).collect();
+                // A fresh `Arc` is unique, so `get_mut` always gives the slice.
+                if let Some(dst) = Arc::get_mut(&mut out) {
+                    match halves_in_place(data) {
+                        Some(halves) => halves.convert_to_f32_slice(dst),
+                        None => {
+                            let halves: Vec<half::f16> = data
+                                .chunks_exact(2)
+                                .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
+                                .collect();
+                            halves.convert_to_f32_slice(dst);
+                        }
+                    }
+                }
                 out
             }
             other => return Err(bad(name, format!("dtype {other:?}, expected F32 or F16"))),
@@ -286,6 +298,7 @@ impl Reader<'_, '_> {
 
     fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
         let (v, s) = self.floats(name)?;
+        let v = v.to_vec();
         if s != shape {
             return Err(bad(name, format!("shape {s:?}, expected {shape:?}")));
         }
@@ -428,8 +441,17 @@ impl Reader<'_, '_> {
     }
 }
 
-fn finite(name: &str, v: Vec<f32>) -> Result<Vec<f32>, ModelError> {
-    if v.iter().all(|x| x.is_finite()) {
+/// `data` as f16 values without a copy, where its layout allows (little-endian, 2-byte aligned).
+fn halves_in_place(data: &[u8]) -> Option<&[half::f16]> {
+    if cfg!(target_endian = "little") {
+        bytemuck::try_cast_slice(data).ok()
+    } else {
+        None
+    }
+}
+
+fn finite<V: AsRef<[f32]>>(name: &str, v: V) -> Result<V, ModelError> {
+    if v.as_ref().iter().all(|x| x.is_finite()) {
         Ok(v)
     } else {
         Err(bad(name, "holds a non-finite value".into()))
