@@ -19,7 +19,7 @@
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
 use rayon::prelude::*;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::exact::ExactConv;
 use super::gdn;
@@ -453,6 +453,12 @@ pub struct CpuNet {
     /// The net's shapes, for the tiler.
     plan: Net,
     geometry: Geometry,
+    /// The largest buffer of the last forward pass, for the next one. glibc maps a block over 32
+    /// MiB on its own and unmaps it when freed (the first activation of a 768x512 image at
+    /// N = 128 is 48 MiB), so without this every call faults such a buffer in again, zeroed by
+    /// the kernel, page by page (about 2 us a page on the development VM: tens of milliseconds
+    /// per image). Held between calls; no larger than the activations the memory budget allows.
+    spare: Mutex<Vec<f32>>,
 }
 
 impl CpuNet {
@@ -471,6 +477,7 @@ impl CpuNet {
             math,
             plan: net.plan(),
             geometry: Geometry::of(net),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -491,11 +498,16 @@ impl CpuNet {
     /// If `x` (or an intermediate activation) does not have the channel count a layer expects.
     ///
     /// Intermediate activations are recycled: a convolution writes into the storage of the
-    /// activation consumed two convolutions earlier, which saves the page faults of fresh
-    /// allocations; element-wise layers run in place.
+    /// activation consumed two convolutions earlier (the first one into the buffer the last call
+    /// left), which saves the page faults of fresh allocations; element-wise layers run in place.
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let mut cur: Option<Tensor> = None;
-        let mut spare: Vec<f32> = Vec::new();
+        // A concurrent call on the same net finds the buffer taken and allocates its own.
+        let mut spare: Vec<f32> = self
+            .spare
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default();
         for layer in &self.layers {
             cur = Some(match (layer, cur.take()) {
                 (CpuLayer::Conv(c), Some(t)) => {
@@ -509,6 +521,11 @@ impl CpuNet {
                 (l, Some(t)) => l.forward_owned(t, self.math),
                 (l, None) => l.forward_owned(x.clone(), self.math),
             });
+        }
+        if let Ok(mut kept) = self.spare.lock() {
+            if spare.capacity() > kept.capacity() {
+                *kept = spare;
+            }
         }
         cur.unwrap_or_else(|| x.clone())
     }

@@ -265,6 +265,24 @@ fn net_forward_matches_layer_by_layer_reference() {
 }
 
 /// Exact results do not depend on the number of threads (nor on `math` being switched later).
+/// The buffer a forward pass keeps for the next one never shows through: a net run on a larger
+/// input, then on a smaller one (which writes into that buffer), gives the smaller one's bits of
+/// a freshly prepared net, and the same again when it runs once more.
+#[test]
+fn the_kept_buffer_does_not_change_results() {
+    let mut rng = Rng(0x5eed_0009);
+    let net = small_net(&mut rng);
+    let big = tensor(&mut rng, 3, 40, 36);
+    let small = tensor(&mut rng, 3, 9, 13);
+    for math in [Math::Exact, Math::Fast] {
+        let fresh = CpuNet::prepare(&net, math).forward(&small);
+        let used = CpuNet::prepare(&net, math);
+        used.forward(&big);
+        assert_bits_eq(&fresh, &used.forward(&small), "after a larger input");
+        assert_bits_eq(&fresh, &used.forward(&small), "run again");
+    }
+}
+
 #[test]
 fn exact_is_thread_count_invariant() {
     let mut rng = Rng(0x5eed_0005);
