@@ -43,6 +43,23 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// Whether the AVX-512 builds of the kernels may run (tests can hold them back to check the AVX2
+/// builds on an AVX-512 machine).
+pub(crate) fn has_avx512() -> bool {
+    #[cfg(test)]
+    if tests::FORCE_AVX2.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2() && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether kernels written with AVX2 and FMA intrinsics may run.
 pub(crate) fn has_fma() -> bool {
     #[cfg(target_arch = "x86_64")]

@@ -13,6 +13,8 @@ use crate::test_ops::{assert_bits_eq, assert_close, conv_layer, gdn_layer, tenso
 /// Makes the kernels skip their AVX2 builds (other tests running meanwhile stay correct: both
 /// builds must give the same bits).
 pub(super) static FORCE_GENERIC: AtomicBool = AtomicBool::new(false);
+/// Holds the AVX-512 kernels back (the AVX2 builds run instead).
+pub(super) static FORCE_AVX2: AtomicBool = AtomicBool::new(false);
 
 fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
     CpuLayer::prepare(layer, math).forward(x, math)
@@ -310,7 +312,8 @@ fn exact_is_thread_count_invariant() {
     assert_bits_eq(&one, &lazy.forward(&x), "lazy exact packing");
 }
 
-/// The generic and the AVX2 builds of the exact kernels give the same bits.
+/// The generic, the AVX2 and (where the CPU has it) the AVX-512 builds of the exact kernels give
+/// the same bits.
 #[test]
 fn exact_generic_build_matches_simd_build() {
     let mut rng = Rng(0x5eed_0008);
@@ -327,10 +330,14 @@ fn exact_generic_build_matches_simd_build() {
     let x = tensor(&mut rng, 20, 9, 13);
     let cpu = CpuNet::prepare(&net, Math::Exact);
     let simd = cpu.forward(&x);
+    FORCE_AVX2.store(true, Ordering::Relaxed);
+    let avx2 = cpu.forward(&x);
+    FORCE_AVX2.store(false, Ordering::Relaxed);
     FORCE_GENERIC.store(true, Ordering::Relaxed);
     let generic = cpu.forward(&x);
     FORCE_GENERIC.store(false, Ordering::Relaxed);
-    assert_bits_eq(&simd, &generic, "generic vs simd build");
+    assert_bits_eq(&simd, &generic, "generic vs widest simd build");
+    assert_bits_eq(&avx2, &generic, "generic vs avx2 build");
 }
 
 /// Fast results are also independent of the thread count up to rounding.
