@@ -12,8 +12,10 @@ For each architecture at CompressAI's zoo widths this script
 4. writes the table with the ratios (JSON and Markdown).
 
 The two sides are interleaved: ``--rounds`` times per architecture, one Rust benchmark process
-(median of ``--runs`` after ``--warmup``) and one PyTorch sample (the same), alternating which goes
-first. For each sample the harness records how much of the CPUs other processes used meanwhile
+(median of ``--runs`` after ``--warmup``) and one PyTorch sample (the same, in a fresh Python process
+too: one long-lived PyTorch process kept whatever it settled into for all its rounds, and two runs
+of the harness 15 minutes apart differed by up to 35 % on the PyTorch side alone), alternating which
+goes first. For each sample the harness records how much of the CPUs other processes used meanwhile
 (``benchutil.OtherLoad``); a sample over ``--max-other`` (10 %) is retried up to 3 times and, if it
 stays contended, rejected. The speed-up is the median of the per-round ratios, with their range.
 
@@ -33,6 +35,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -91,6 +94,34 @@ def peer_calls(arch: str, N: int, M: int, cls: str | None, x: torch.Tensor):
     return comp, dec
 
 
+def peer_sample(name: str, args) -> tuple[float, float]:
+    """One PyTorch sample of config ``name`` in a fresh process (``--peer-sample``): the medians
+    of its compress and decompress calls, in ms."""
+    cmd = [sys.executable, "-m", "tfci_training.bench_peer", "--peer-sample", name, "--image",
+           os.path.abspath(args.image), "--runs", str(args.runs), "--warmup", str(args.warmup),
+           "--threads", str(args.threads), "--device", args.device]
+    run = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=os.path.join(REPO, "training"))
+    out = json.loads(run.stdout)
+    return out["compress_ms"], out["decompress_ms"]
+
+
+def load_image(path: str, device: str) -> torch.Tensor:
+    img = np.asarray(Image.open(path).convert("RGB"))
+    return (torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float() / 255.0).to(device)
+
+
+def peer_sample_main(name: str, args) -> None:
+    """The body of ``--peer-sample``: prints one sample's JSON."""
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
+    torch.manual_seed(0)
+    _, arch, N, M, cls = next(c for c in CONFIGS if c[0] == name)
+    with torch.inference_mode():
+        comp, dec = peer_calls(arch, N, M, cls, load_image(args.image, args.device))
+        c, d = median_ms(comp, args.warmup, args.runs), median_ms(dec, args.warmup, args.runs)
+    print(json.dumps({"compress_ms": c, "decompress_ms": d}))
+
+
 def rust_sample(exe: str, models: str, args) -> dict:
     """One Rust benchmark process on the one model in ``models``: its JSON row."""
     cmd = [exe, "--models", models, "--image", os.path.abspath(args.image), "--runs", str(args.runs),
@@ -100,11 +131,11 @@ def rust_sample(exe: str, models: str, args) -> dict:
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)[0]
 
 
-def interleaved(exe: str, models: str, comp, dec, args) -> dict:
+def interleaved(exe: str, models: str, name: str, args) -> dict:
     """``--rounds`` Rust and PyTorch samples, alternating which goes first; the clean ones' medians
     and the per-round ratios' median and range."""
     def peer():
-        return median_ms(comp, args.warmup, args.runs), median_ms(dec, args.warmup, args.runs)
+        return peer_sample(name, args)
 
     kept, rejected, shares = [], 0, []
     for k in range(args.rounds):
@@ -149,14 +180,15 @@ def main(argv=None) -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where PyTorch runs")
     ap.add_argument("--backend", default="cpu", choices=["cpu", "gpu"], help="where tfci-rs runs")
     ap.add_argument("--adapter", default="", help="wgpu adapter name substring (--backend gpu)")
+    ap.add_argument("--peer-sample", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.peer_sample:
+        peer_sample_main(args.peer_sample, args)
+        return
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
     torch.manual_seed(0)
     configs = [c for c in CONFIGS if c[0] in args.configs]
-
-    img = np.asarray(Image.open(args.image).convert("RGB"))
-    x = (torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0).to(args.device)
 
     exe = bench_binary()
     rows = []
@@ -164,8 +196,7 @@ def main(argv=None) -> None:
         for name, arch, N, M, cls in configs:
             models = os.path.join(tmp, name)
             export(build_model(arch, N, M, 4), f"bench-{name}", models, dtype="f32", update_tables=True)
-            comp, dec = peer_calls(arch, N, M, cls, x)
-            m = interleaved(exe, models, comp, dec, args)
+            m = interleaved(exe, models, name, args)
             r = m.pop("row")
             rows.append({
                 "config": name, "N": N, "M": M, "image": os.path.basename(args.image),
