@@ -183,11 +183,11 @@ unsafe fn normalize_fma(
             }
             q += W;
         }
-        for q in q..n {
+        for (q, &s) in row.iter().enumerate().skip(q) {
             // SAFETY: as above, one value at a time.
             unsafe {
                 let v = *src.get().add(at + q);
-                *dst.get().add(at + q) = finish(v, g.beta[i] + row[q], g.inverse);
+                *dst.get().add(at + q) = finish(v, g.beta[i] + s, g.inverse);
             }
         }
     }
