@@ -15,6 +15,20 @@ use tfci_tests::fixtures_dir;
 /// Copies the mbt fixture into `dir` with `change(name)` deciding which float tensors get +1 on
 /// their first byte, fixes the manifest's sha256 and drops its decoder id; returns the registry.
 fn variant(dir: &Path, change: impl Fn(&str) -> bool, versions: &str) -> Registry {
+    edited(
+        dir,
+        |name, d| {
+            if change(name) {
+                d[0] ^= 1;
+            }
+        },
+        versions,
+    )
+}
+
+/// Copies the mbt fixture into `dir` with `edit(name, bytes)` applied to every tensor's bytes,
+/// fixes the manifest's sha256 and drops its decoder id; returns the registry.
+fn edited(dir: &Path, edit: impl Fn(&str, &mut Vec<u8>), versions: &str) -> Registry {
     let src = fixtures_dir().join("mbt2018-mean");
     let file = "fixture-mbt2018-mean.safetensors";
     let bytes = std::fs::read(src.join(file)).unwrap();
@@ -23,9 +37,7 @@ fn variant(dir: &Path, change: impl Fn(&str) -> bool, versions: &str) -> Registr
     let mut data: BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> = BTreeMap::new();
     for (name, v) in st.tensors() {
         let mut d = v.data().to_vec();
-        if change(&name) {
-            d[0] ^= 1;
-        }
+        edit(&name, &mut d);
         data.insert(name, (v.dtype(), v.shape().to_vec(), d));
     }
     let views: Vec<(String, TensorView<'_>)> = data
@@ -106,4 +118,37 @@ fn shipped_manifest_decoder_ids_match_the_files() {
         }
         assert_eq!(family.weights_id.len(), 16);
     }
+}
+
+/// A GDN `beta` that is not a positive normal number, or a `gamma` that is not finite, is refused
+/// at load (the Fast kernels' reciprocal square root estimate needs `beta + gamma * x²` normal).
+#[test]
+fn gdn_parameters_outside_their_domain_are_refused() {
+    let tmp = std::env::temp_dir().join(format!("tfci-gdn-domain-{}", std::process::id()));
+    let set_first = |target: &'static str, value: f32| {
+        move |name: &str, d: &mut Vec<u8>| {
+            if name == target {
+                d[..4].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+    };
+    let cases: [(&str, &str, f32, &str); 4] = [
+        ("subnormal", "g_a.1.beta", 1e-40, "normal beta"),
+        ("zero", "g_s.1.beta", 0.0, "normal beta"),
+        ("nan", "g_a.1.gamma", f32::NAN, "non-finite"),
+        ("fine", "g_a.1.beta", 0.25, ""),
+    ];
+    for (what, tensor, value, want) in cases {
+        let dir = tmp.join(what);
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = edited(&dir, set_first(tensor, value), "[]");
+        let got = r.load(&r.families()[0]);
+        if want.is_empty() {
+            assert!(got.is_ok(), "{what}: {:?}", got.err());
+        } else {
+            let msg = got.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains(want), "{what}: {msg:?}");
+        }
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
 }

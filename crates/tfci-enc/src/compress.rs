@@ -83,11 +83,10 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     }
     // The first input is read and decoded while the model loads (used after its output check).
     let first = jobs.first().map(|job| &job.input);
-    let (loaded, first) = tfci_cli::start(common, registry, entry, &reporter, || {
+    let (loaded, mut first) = tfci_cli::start(common, registry, entry, &reporter, || {
         first.map(read_image_of)
     });
     let codec = loaded?;
-    let mut first = first;
     let request = tfci_cli::rate::Request {
         target_bpp: args.target_bpp,
         bpp_strict: args.bpp_strict,
