@@ -96,8 +96,26 @@ pub fn load_codec(
     backend: &codec_core::Backend,
     reporter: &Reporter,
 ) -> Result<codec_core::Codec> {
-    let read = timed(|| registry.load(entry));
-    prepare_codec(registry, entry, read, backend, reporter)
+    prepare_codec(
+        registry,
+        entry,
+        read_family(registry, entry),
+        backend,
+        reporter,
+    )
+}
+
+/// A family read from its file, with the time that took (for [`prepare_codec`]).
+pub type ReadFamily = (
+    Result<codec_core::model::Family, codec_core::model::ModelError>,
+    std::time::Duration,
+);
+
+/// Reads `entry`'s family, timed.
+pub fn read_family(registry: &Registry, entry: &codec_core::model::FamilyEntry) -> ReadFamily {
+    let t = std::time::Instant::now();
+    let family = registry.load(entry);
+    (family, t.elapsed())
 }
 
 /// [`select_backend`] and reading the model at the same time, with `also` on a third thread (the
@@ -114,7 +132,7 @@ pub fn start<T: Send>(
 ) -> (Result<codec_core::Codec>, T) {
     std::thread::scope(|s| {
         let also = s.spawn(also);
-        let read = s.spawn(|| timed(|| registry.load(entry)));
+        let read = s.spawn(|| read_family(registry, entry));
         let backend = select_backend(common, reporter);
         let read = joined(read);
         let loaded =
@@ -124,27 +142,18 @@ pub fn start<T: Send>(
 }
 
 /// A scoped thread's result; its panic goes on in the caller.
-fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+pub fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
     handle
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-fn timed<T>(f: impl FnOnce() -> T) -> (T, std::time::Duration) {
-    let t = std::time::Instant::now();
-    let value = f();
-    (value, t.elapsed())
-}
-
 /// The codec from a read family; says which model on `-v`, and what reading the file and
 /// preparing the transforms took (the cold start a one-shot call pays).
-fn prepare_codec(
+pub fn prepare_codec(
     registry: &Registry,
     entry: &codec_core::model::FamilyEntry,
-    (family, read): (
-        Result<codec_core::model::Family, codec_core::model::ModelError>,
-        std::time::Duration,
-    ),
+    (family, read): ReadFamily,
     backend: &codec_core::Backend,
     reporter: &Reporter,
 ) -> Result<codec_core::Codec> {

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use codec_core::container::Packed;
 use codec_core::model::Registry;
 use codec_core::{Codec, Limits};
-use tfci_cli::{Clobber, Common, Job, Reporter, Totals, WriteGuard};
+use tfci_cli::{Clobber, Common, Input, Job, ReadFamily, Reporter, Totals, WriteGuard};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -83,7 +83,15 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
     }
     let clobber = args.no_clobber.clobber();
     let reporter = Reporter::new(common, jobs.len());
-    let backend = tfci_cli::select_backend(common, &reporter)?;
+    // The backend is selected on another thread (wgpu lists the adapters, which can load a Vulkan
+    // driver) while the first file is read here and its model loaded; a failed selection is still
+    // the run's one error, before any file's.
+    let (backend, mut ahead) = std::thread::scope(|s| {
+        let selecting = s.spawn(|| tfci_cli::select_backend(common, &reporter));
+        let ahead = jobs.first().map(|job| read_ahead(&registry, &job.input));
+        (tfci_cli::joined(selecting), ahead)
+    });
+    let backend = backend?;
     let mut decoders = Decoders {
         registry: &registry,
         backend: &backend,
@@ -91,8 +99,28 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
         codecs: HashMap::new(),
     };
     tfci_cli::run_jobs(&jobs, &reporter, "decompressed", |job, totals| {
-        decompress_one(&mut decoders, job, clobber, &reporter, totals)
+        let read = ahead.take();
+        decompress_one(&mut decoders, job, read, clobber, &reporter, totals)
     })
+}
+
+/// A `.tfci` input read and parsed.
+type ReadFile = Result<(Vec<u8>, Packed)>;
+
+fn read_file(input: &Input) -> ReadFile {
+    let bytes = tfci_cli::read_input(input)?;
+    let packed = Packed::from_bytes(&bytes).with_context(|| input.to_string())?;
+    Ok((bytes, packed))
+}
+
+/// The first input read ahead, with its model's family when the file names one.
+fn read_ahead(registry: &Registry, input: &Input) -> (ReadFile, Option<ReadFamily>) {
+    let file = read_file(input);
+    let family = file.as_ref().ok().and_then(|(_, packed)| {
+        let (entry, _) = codec_core::codec::resolve_packed(registry, packed).ok()?;
+        Some(tfci_cli::read_family(registry, entry))
+    });
+    (file, family)
 }
 
 /// What decodes the files of a run: one codec per family, loaded when a file first names it.
@@ -103,9 +131,11 @@ struct Decoders<'a> {
     codecs: HashMap<String, Codec>,
 }
 
+/// Decodes one job; `ahead` is its input (and model) when they were read ahead.
 fn decompress_one(
     decoders: &mut Decoders<'_>,
     job: &Job,
+    ahead: Option<(ReadFile, Option<ReadFamily>)>,
     clobber: Clobber,
     reporter: &Reporter,
     totals: &mut Totals,
@@ -113,14 +143,17 @@ fn decompress_one(
     let start = Instant::now();
     let (registry, backend, limits) = (decoders.registry, decoders.backend, &decoders.limits);
     tfci_cli::check_output(&job.output, &job.input, clobber, WriteGuard::NotATfci)?;
-    let bytes = tfci_cli::read_input(&job.input)?;
+    let (file, family) = ahead.unwrap_or_else(|| (read_file(&job.input), None));
+    let (bytes, packed) = file?;
     let name = || job.input.to_string();
-    let packed = Packed::from_bytes(&bytes).with_context(name)?;
     let (entry, _) = codec_core::codec::resolve_packed(registry, &packed).with_context(name)?;
     let codec = match decoders.codecs.entry(entry.family.clone()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => {
-            e.insert(tfci_cli::load_codec(registry, entry, backend, reporter)?)
+            let read = family.unwrap_or_else(|| tfci_cli::read_family(registry, entry));
+            e.insert(tfci_cli::prepare_codec(
+                registry, entry, read, backend, reporter,
+            )?)
         }
     };
     let image = codec
