@@ -1,5 +1,6 @@
 //! `tfci-eval run`: the evaluation pipeline.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -396,6 +397,9 @@ fn evaluate(
     {
         bar.set_style(style.progress_chars("=> "));
     }
+    // The bar draws nothing off a terminal: a background run says one line per image instead.
+    let plain = !std::io::stderr().is_terminal();
+    let started = Instant::now();
     let work = tempfile::tempdir().context("failed creating a temporary folder")?;
     let limits = Limits::default();
     let mut rows = Vec::new();
@@ -503,6 +507,13 @@ fn evaluate(
                 }
             }
             bar.inc(1);
+        }
+        if plain {
+            eprintln!(
+                "{name}: done ({}/{total} codings, {:.0} s)",
+                bar.position(),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     bar.finish_and_clear();
