@@ -100,7 +100,8 @@ def peer_sample(name: str, args) -> tuple[float, float]:
     cmd = [sys.executable, "-m", "tfci_training.bench_peer", "--peer-sample", name, "--image",
            os.path.abspath(args.image), "--runs", str(args.runs), "--warmup", str(args.warmup),
            "--threads", str(args.threads), "--device", args.device]
-    run = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=os.path.join(REPO, "training"))
+    run = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         cwd=os.path.join(REPO, "training"))
     out = json.loads(run.stdout)
     return out["compress_ms"], out["decompress_ms"]
 
@@ -134,15 +135,15 @@ def rust_sample(exe: str, models: str, args) -> dict:
 def interleaved(exe: str, models: str, name: str, args) -> dict:
     """``--rounds`` Rust and PyTorch samples, alternating which goes first; the clean ones' medians
     and the per-round ratios' median and range."""
-    def peer():
-        return peer_sample(name, args)
-
     kept, rejected, shares = [], 0, []
     for k in range(args.rounds):
         order = ["rust", "peer"] if k % 2 == 0 else ["peer", "rust"]
         got = {}
         for side in order:
-            fn = (lambda: rust_sample(exe, models, args)) if side == "rust" else peer
+            if side == "rust":
+                fn = lambda: rust_sample(exe, models, args)  # noqa: E731
+            else:
+                fn = lambda: peer_sample(name, args)  # noqa: E731
             got[side] = sample(fn, args.max_other)
             shares.append(got[side][1])
         if got["rust"][2] and got["peer"][2]:

@@ -266,7 +266,6 @@ fn net_forward_matches_layer_by_layer_reference() {
     }
 }
 
-/// Exact results do not depend on the number of threads (nor on `math` being switched later).
 /// The buffer a forward pass keeps for the next one never shows through: a net run on a larger
 /// input, then on a smaller one (which writes into that buffer), gives the smaller one's bits of
 /// a freshly prepared net, and the same again when it runs once more.
@@ -285,6 +284,7 @@ fn the_kept_buffer_does_not_change_results() {
     }
 }
 
+/// Exact results do not depend on the number of threads (nor on `math` being switched later).
 #[test]
 fn exact_is_thread_count_invariant() {
     let mut rng = Rng(0x5eed_0005);
