@@ -17,7 +17,8 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::conv::{ConvGeom, ConvLayer, Phase, SendPtr};
-use super::has_avx2;
+use super::winograd::Winograd;
+use super::{has_avx2, zeroed};
 use crate::tensor::Tensor;
 
 /// Target size of one im2col tile in floats (1 MiB: stays in L2 together with gemm's packing).
@@ -72,7 +73,28 @@ pub(crate) unsafe fn sgemm(
     rhs: *const f32,
     rhs_rs: usize,
 ) {
-    // SAFETY: forwarded from the caller; `read_dst = false` so `dst` is write-only.
+    // SAFETY: forwarded from the caller.
+    unsafe { sgemm_into(false, m, n, k, dst, dst_rs, lhs, lhs_rs, rhs, rhs_rs) }
+}
+
+/// [`sgemm`], or `dst += lhs * rhs` when `accumulate` (then `dst` is read too).
+///
+/// # Safety
+/// As for [`sgemm`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm_into(
+    accumulate: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    lhs_rs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+) {
+    // SAFETY: forwarded from the caller; without `accumulate`, `dst` is write-only.
     unsafe {
         gemm::gemm(
             m,
@@ -81,14 +103,14 @@ pub(crate) unsafe fn sgemm(
             dst,
             1,
             dst_rs as isize,
-            false,
+            accumulate,
             lhs,
             1,
             lhs_rs as isize,
             rhs,
             1,
             rhs_rs as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -126,6 +148,8 @@ enum FastKind {
         /// `[(co, ky, kx), ci]` row-major.
         w: Vec<f32>,
     },
+    /// Wide layers whose taps fit a 3x3 correlation (see [`Winograd`]).
+    Winograd(Winograd),
 }
 
 /// A convolution packed for [`Math::Fast`](super::Math::Fast).
@@ -151,6 +175,11 @@ impl FastConv {
             }
             return FastConv {
                 kind: FastKind::Col2im { w },
+            };
+        }
+        if let Some(w) = Winograd::prepare(layer) {
+            return FastConv {
+                kind: FastKind::Winograd(w),
             };
         }
         let phases = g
@@ -194,6 +223,7 @@ impl FastConv {
         match &self.kind {
             FastKind::Phases(phases) => run_phases(phases, g, bias, x, &mut out),
             FastKind::Col2im { w } => run_col2im(w, g, bias, x, &mut out),
+            FastKind::Winograd(w) => w.run(g.grid(x.h, x.w), bias, x, &mut out),
         }
         out
     }
@@ -204,7 +234,7 @@ pub(crate) fn recycle(mut buf: Vec<f32>, c: usize, h: usize, w: usize) -> Tensor
     let len = c * h * w;
     if buf.capacity() < len {
         // A fresh zeroed allocation is cheaper than growing (no copy of stale data).
-        buf = vec![0.0; len];
+        buf = zeroed(len);
     } else {
         buf.truncate(len);
         buf.resize(len, 0.0);

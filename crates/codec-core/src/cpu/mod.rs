@@ -22,6 +22,7 @@ mod gdn;
 mod gemm;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 #[cfg(any(test, feature = "internals"))]
 pub use conv::CpuLayer;
@@ -70,6 +71,28 @@ pub(crate) fn has_fma() -> bool {
     {
         false
     }
+}
+
+/// A zeroed buffer of `len` floats. On Linux one of several MiB asks for transparent huge pages
+/// before its first touch: a fresh buffer is faulted in page by page on first write, about 2 us a
+/// 4 KiB page on the development VM (a cold start's weights and first activations are tens of
+/// MiB), and a 2 MiB page costs one fault.
+pub(crate) fn zeroed(len: usize) -> Vec<f32> {
+    let v = vec![0.0f32; len];
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let (start, bytes) = (v.as_ptr() as usize, std::mem::size_of_val(v.as_slice()));
+        let (lo, hi) = (start.next_multiple_of(HUGE), (start + bytes) / HUGE * HUGE);
+        if hi > lo {
+            // SAFETY: `[lo, hi)` lies inside `v`'s allocation; the advice changes how its pages
+            // are backed, never their contents (a kernel without THP ignores or refuses it).
+            unsafe {
+                libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    v
 }
 
 /// Which arithmetic a net runs with (see the module docs).

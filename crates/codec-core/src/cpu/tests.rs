@@ -143,6 +143,39 @@ fn conv_larger_layers_match_reference() {
     }
 }
 
+/// Layers wide enough for the Winograd path: several tile blocks, several source-channel passes
+/// (accumulated GEMMs), grids that are not multiples of 4, inputs smaller than one tile, sink
+/// channels split between tasks, 3x3, 5x5/2 and 9x9/4 kernels, plain and transposed.
+#[test]
+fn winograd_layers_match_reference() {
+    let mut rng = Rng(0x5eed_000b);
+    for &(cin, cout, k, s, t, h, w) in &[
+        (48, 40, 5, 2, false, 70, 90),
+        (40, 36, 5, 2, false, 1, 1),
+        (33, 40, 5, 2, false, 9, 5),
+        (136, 16, 5, 2, true, 11, 13),
+        (40, 12, 5, 2, true, 2, 3),
+        (140, 36, 3, 1, false, 23, 18),
+        (36, 40, 3, 1, false, 3, 2),
+        (3, 40, 9, 4, false, 37, 29),
+        (40, 9, 9, 4, true, 5, 7),
+    ] {
+        let layer = conv_layer(&mut rng, cin, cout, k, s, t, true);
+        let x = tensor(&mut rng, cin, h, w);
+        let what = format!("{cin}->{cout} k{k} s{s} t{t} {h}x{w}");
+        for threads in [1, 2] {
+            let got = in_pool(threads, || run(&layer, &x, Math::Fast));
+            assert_close(
+                &got,
+                &layer,
+                &x,
+                1e-4,
+                &format!("{what}, {threads} threads"),
+            );
+        }
+    }
+}
+
 /// Every transposed kernel/stride with few (col2im path) and many (sub-pixel phase path)
 /// output channels, on tiny and odd sizes.
 #[test]

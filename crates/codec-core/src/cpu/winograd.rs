@@ -1,0 +1,483 @@
+//! [`Math::Fast`](super::Math::Fast) convolutions by Winograd's minimal filtering F(4x4, 3x3)
+//! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016).
+//!
+//! Why: the models' wide layers are 5x5 stride-2 convolutions and their transposes, and im2col +
+//! GEMM spends 25 multiplications per input channel and output on them. Both become 3x3
+//! stride-1 correlations:
+//! - a stride-`s` convolution reads `s²` polyphase sub-images of its input (`x[s*u + py][s*v +
+//!   px]`), each through a kernel of at most 3x3 taps (5 taps at stride 2 split into 3 + 2);
+//! - a stride-`s` transposed convolution writes `s²` sub-pixel phases of its output (see
+//!   `conv.rs`), each a correlation of the input with at most 3x3 taps.
+//!
+//! So a layer is one 3x3 correlation from `cin_w` source channels to `cout_w` sink channels over
+//! the grid, missing taps being zero weights. F(4x4, 3x3) computes a 4x4 block of it from a 6x6
+//! input patch with 36 multiplications instead of 144: per output and channel pair 2.25, that is
+//! 9 per input channel of the original 5x5/2 layer instead of 25. The 36 element-wise products of
+//! a block of tiles are 36 GEMMs (`[cout_w, cin_w] x [cin_w, tiles]`) by the `gemm` crate.
+//!
+//! The transforms (points 0, ±1, ±2, ∞) amplify rounding: the error is a few 1e-6 of the output's
+//! scale, within the Fast path's tolerance; nothing that decides a probability table runs here.
+
+use rayon::prelude::*;
+
+use super::conv::{ConvLayer, SendPtr};
+use super::gemm::{sgemm_into, with_scratch};
+use super::{has_avx2, has_avx512, zeroed};
+use crate::tensor::Tensor;
+
+/// Tiles per block (vector lanes of the transforms, columns of the GEMMs).
+const TW: usize = 32;
+/// Source channels transformed per GEMM pass (bounds the transformed-input scratch).
+const CB: usize = 128;
+
+/// Layers with fewer source or sink channels keep im2col + GEMM (the transforms would dominate).
+const MIN_CHANNELS: usize = 32;
+
+/// A convolution or transposed convolution as a 3x3 correlation in the Winograd domain.
+#[derive(Debug)]
+pub(crate) struct Winograd {
+    /// Source channel `c'`: input plane, polyphase row and column.
+    src: Vec<(usize, usize, usize)>,
+    /// Sink channel `q`: output plane, sub-pixel row and column.
+    sink: Vec<(usize, usize, usize)>,
+    /// Input step per grid step (the stride of a convolution, 1 for a transposed one).
+    s_in: usize,
+    /// Output step per grid step (1 for a convolution, the stride of a transposed one).
+    up: usize,
+    /// Grid offset of the correlation's first tap.
+    o: isize,
+    /// `G g Gᵀ` of every sink/source pair: `[cout_w][36][cin_w]` row-major (a GEMM reads the
+    /// `[cout_w, cin_w]` matrix of one of the 36 products with row stride `36 * cin_w`).
+    u: Vec<f32>,
+}
+
+/// `Bᵀ` of F(4x4, 3x3): the input transform of a 6-vector.
+#[inline(always)]
+fn bt(d: [f32; 6]) -> [f32; 6] {
+    [
+        4.0 * d[0] - 5.0 * d[2] + d[4],
+        -4.0 * (d[1] + d[2]) + d[3] + d[4],
+        4.0 * (d[1] - d[2]) - d[3] + d[4],
+        2.0 * (d[3] - d[1]) - d[2] + d[4],
+        2.0 * (d[1] - d[3]) - d[2] + d[4],
+        4.0 * d[1] - 5.0 * d[3] + d[5],
+    ]
+}
+
+/// `Aᵀ` of F(4x4, 3x3): the output transform of a 6-vector.
+#[inline(always)]
+fn at(m: [f32; 6]) -> [f32; 4] {
+    let (a, b) = (m[1] + m[2], m[1] - m[2]);
+    let (c, d) = (m[3] + m[4], m[3] - m[4]);
+    [m[0] + a + c, b + 2.0 * d, a + 4.0 * c, b + 8.0 * d + m[5]]
+}
+
+/// `G` of F(4x4, 3x3): the kernel transform of a 3-vector (in f64; rounded once at the end).
+fn g3(g: [f64; 3]) -> [f64; 6] {
+    [
+        g[0] / 4.0,
+        -(g[0] + g[1] + g[2]) / 6.0,
+        -(g[0] - g[1] + g[2]) / 6.0,
+        g[0] / 24.0 + g[1] / 12.0 + g[2] / 6.0,
+        g[0] / 24.0 - g[1] / 12.0 + g[2] / 6.0,
+        g[2],
+    ]
+}
+
+/// Applies `f` to 6 lane vectors (`src[e * ss..][..TW]`) and writes its `N` results to
+/// `dst[e * ds..][..TW]`.
+#[inline(always)]
+fn lanes<const N: usize>(
+    src: &[f32],
+    ss: usize,
+    dst: &mut [f32],
+    ds: usize,
+    f: impl Fn([f32; 6]) -> [f32; N],
+) {
+    let s: [&[f32; TW]; 6] = std::array::from_fn(|e| {
+        src[e * ss..e * ss + TW]
+            .try_into()
+            .expect("a lane vector is TW long")
+    });
+    let mut out = [[0.0f32; TW]; N];
+    for t in 0..TW {
+        let r = f(std::array::from_fn(|e| s[e][t]));
+        for e in 0..N {
+            out[e][t] = r[e];
+        }
+    }
+    for (e, o) in out.iter().enumerate() {
+        dst[e * ds..e * ds + TW].copy_from_slice(o);
+    }
+}
+
+/// Taps of a 1-D kernel as `(phase, offset)` pairs, indexed by kernel position.
+fn split_taps(k: usize, s: usize, transposed: bool) -> Vec<(usize, isize)> {
+    let p = (k / 2) as isize;
+    let s = s as isize;
+    (0..k as isize)
+        .map(|kk| {
+            if transposed {
+                // Output phase r with r + p - kk = s * off (see `conv.rs`).
+                let r = (kk - p).rem_euclid(s);
+                (r as usize, (r + p - kk) / s)
+            } else {
+                // Input at s*g + kk - p = s*(g + j) + py.
+                let off = kk - p;
+                let py = off.rem_euclid(s);
+                (py as usize, (off - py) / s)
+            }
+        })
+        .collect()
+}
+
+impl Winograd {
+    /// The layer in the Winograd domain, or `None` where im2col + GEMM suits it better (too few
+    /// channels) or it does not fit a 3x3 correlation.
+    pub fn prepare(layer: &ConvLayer) -> Option<Winograd> {
+        let g = &layer.geom;
+        let (k, s) = (g.k, g.stride);
+        let taps = split_taps(k, s, g.transposed);
+        let lo = taps.iter().map(|t| t.1).min()?;
+        let hi = taps.iter().map(|t| t.1).max()?;
+        if hi - lo > 2 {
+            return None;
+        }
+        let (cin_w, cout_w) = if g.transposed {
+            (g.cin, g.cout * s * s)
+        } else {
+            (g.cin * s * s, g.cout)
+        };
+        if cin_w < MIN_CHANNELS || cout_w < MIN_CHANNELS {
+            return None;
+        }
+        let phases = |c: usize| (0..s * s).map(move |r| (c, r / s, r % s));
+        let (src, sink): (Vec<_>, Vec<_>) = if g.transposed {
+            (
+                (0..g.cin).map(|c| (c, 0, 0)).collect(),
+                (0..g.cout).flat_map(phases).collect(),
+            )
+        } else {
+            (
+                (0..g.cin).flat_map(phases).collect(),
+                (0..g.cout).map(|c| (c, 0, 0)).collect(),
+            )
+        };
+        // `G w' Gᵀ` of the 3x3 kernel `w'[q][c']` of the correlation (zero where no tap lands),
+        // one sink channel per task: a cold start pays for this before its first image.
+        let tap_of = |j: isize| (j - lo) as usize;
+        let mut u = zeroed(36 * cout_w * cin_w);
+        u.par_chunks_mut(36 * cin_w)
+            .enumerate()
+            .for_each(|(q, uq)| {
+                for c in 0..cin_w {
+                    let mut w3 = [[0.0f64; 3]; 3];
+                    for (ky, &(ry, jy)) in taps.iter().enumerate() {
+                        for (kx, &(rx, jx)) in taps.iter().enumerate() {
+                            let (co, ci) = if g.transposed {
+                                // Sink q = (co, ry, rx) reads source c = ci.
+                                if q % (s * s) != ry * s + rx {
+                                    continue;
+                                }
+                                (q / (s * s), c)
+                            } else {
+                                // Source c = (ci, py, px) feeds sink q = co.
+                                if c % (s * s) != ry * s + rx {
+                                    continue;
+                                }
+                                (q, c / (s * s))
+                            };
+                            w3[tap_of(jy)][tap_of(jx)] = f64::from(layer.w(co, ci, ky, kx));
+                        }
+                    }
+                    // Columns first, then rows.
+                    let cols: [[f64; 6]; 3] =
+                        std::array::from_fn(|b| g3([w3[0][b], w3[1][b], w3[2][b]]));
+                    for a in 0..6 {
+                        let row = g3([cols[0][a], cols[1][a], cols[2][a]]);
+                        for (b, v) in row.iter().enumerate() {
+                            uq[(a * 6 + b) * cin_w + c] = *v as f32;
+                        }
+                    }
+                }
+            });
+        Some(Winograd {
+            src,
+            sink,
+            s_in: if g.transposed { 1 } else { s },
+            up: if g.transposed { s } else { 1 },
+            o: lo,
+            u,
+        })
+    }
+
+    /// Runs the layer on `x` into `out` (every element written).
+    ///
+    /// A task is a block of `TW` tiles and a range of sink channels: small layers (few blocks)
+    /// split their sink channels so both threads get work, each range transforming the block's
+    /// input again.
+    pub fn run(&self, grid: (usize, usize), bias: Option<&[f32]>, x: &Tensor, out: &mut Tensor) {
+        let (gh, gw) = grid;
+        let (th, tw) = (gh.div_ceil(4), gw.div_ceil(4));
+        let blocks = (th * tw).div_ceil(TW);
+        let (cin_w, cout_w) = (self.src.len(), self.sink.len());
+        let splits = (4 * rayon::current_num_threads())
+            .div_ceil(blocks)
+            .clamp(1, cout_w.div_ceil(MIN_CHANNELS));
+        let qn = cout_w.div_ceil(splits);
+        let cb = cin_w.min(CB);
+        let (p_len, v_len, m_len) = (72 * TW, 36 * cb * TW, 36 * qn * TW);
+        let optr = SendPtr(out.data.as_mut_ptr());
+        let simd = Simd::detect();
+        let plane = (out.h, out.w);
+        (0..blocks * splits).into_par_iter().for_each(|task| {
+            let (blk, q0) = (task / splits, (task % splits) * qn);
+            let qs = q0..cout_w.min(q0 + qn);
+            if qs.is_empty() {
+                return;
+            }
+            with_scratch(p_len + v_len + m_len, |buf| {
+                let (p, rest) = buf.split_at_mut(p_len);
+                let (v, m) = rest.split_at_mut(v_len);
+                // Top-left grid position of each tile of the block (`None` past the last tile).
+                let tiles: [Option<(isize, isize)>; TW] = std::array::from_fn(|t| {
+                    let i = blk * TW + t;
+                    (i < th * tw).then(|| (4 * (i / tw) as isize, 4 * (i % tw) as isize))
+                });
+                let src = Source {
+                    x,
+                    tiles: &tiles,
+                    cb,
+                };
+                for c0 in (0..cin_w).step_by(cb) {
+                    let n = cb.min(cin_w - c0);
+                    for c in 0..n {
+                        // SAFETY: each build only runs where its instructions were detected.
+                        unsafe {
+                            match simd {
+                                Simd::Avx512 => input_avx512(self, &src, c0 + c, c, p, v),
+                                Simd::Avx2 => input_avx2(self, &src, c0 + c, c, p, v),
+                                Simd::None => input(self, &src, c0 + c, c, p, v),
+                            }
+                        }
+                    }
+                    for xi in 0..36 {
+                        // SAFETY: `m[xi]` is `qs.len() x TW`, `u[qs][xi][c0..c0 + n]` is
+                        // `qs.len() x n` (row stride `36 * cin_w`), `v[xi]` is `n x TW`.
+                        unsafe {
+                            sgemm_into(
+                                c0 > 0,
+                                qs.len(),
+                                TW,
+                                n,
+                                m.as_mut_ptr().add(xi * qs.len() * TW),
+                                TW,
+                                self.u.as_ptr().add((qs.start * 36 + xi) * cin_w + c0),
+                                36 * cin_w,
+                                v.as_ptr().add(xi * cb * TW),
+                                TW,
+                            );
+                        }
+                    }
+                }
+                let ctx = Sink {
+                    tiles: &tiles,
+                    rows: qs.len(),
+                    bias,
+                    out: optr,
+                    plane,
+                    grid,
+                };
+                for q in qs.clone() {
+                    // SAFETY: as above; each task writes only its own tiles and sink channels.
+                    unsafe {
+                        match simd {
+                            Simd::Avx512 => output_avx512(self, &ctx, q, q - qs.start, m, p),
+                            Simd::Avx2 => output_avx2(self, &ctx, q, q - qs.start, m, p),
+                            Simd::None => output(self, &ctx, q, q - qs.start, m, p),
+                        }
+                    }
+                }
+            });
+        });
+    }
+}
+
+/// Which build of the transforms runs.
+#[derive(Clone, Copy, Debug)]
+enum Simd {
+    Avx512,
+    Avx2,
+    None,
+}
+
+impl Simd {
+    fn detect() -> Simd {
+        if has_avx512() {
+            Simd::Avx512
+        } else if has_avx2() {
+            Simd::Avx2
+        } else {
+            Simd::None
+        }
+    }
+}
+
+/// Where a task's source channels come from.
+struct Source<'a> {
+    x: &'a Tensor,
+    tiles: &'a [Option<(isize, isize)>; TW],
+    /// Source channels per pass (rows of each of the 36 matrices in `v`).
+    cb: usize,
+}
+
+/// Where a task's sink channels go.
+struct Sink<'a> {
+    tiles: &'a [Option<(isize, isize)>; TW],
+    /// Rows of the task's `m` (its sink channels).
+    rows: usize,
+    bias: Option<&'a [f32]>,
+    out: SendPtr,
+    plane: (usize, usize),
+    grid: (usize, usize),
+}
+
+/// Gathers the 6x6 input patch of every tile of a block from source channel `c` and writes its
+/// transform `Bᵀ d B` to `v[xi][cv][..]` (`v` is `[36][src.cb][TW]`).
+///
+/// # Safety
+/// None beyond the signature; `unsafe` only so that the AVX2 build can share the body.
+#[inline(always)]
+unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f32], v: &mut [f32]) {
+    let Source { x, tiles, cb } = *src;
+    let (ci, py, px) = w.src[c];
+    let (s, o) = (w.s_in as isize, w.o);
+    let (h, wd) = (x.h as isize, x.w as isize);
+    let plane = x.channel(ci);
+    let (d, z) = p.split_at_mut(36 * TW);
+    for (t, tile) in tiles.iter().enumerate() {
+        let Some((u0, v0)) = *tile else {
+            for e in 0..36 {
+                d[e * TW + t] = 0.0;
+            }
+            continue;
+        };
+        let (r0, c0) = (s * (u0 + o) + py as isize, s * (v0 + o) + px as isize);
+        let inside = u0 + o >= 0 && v0 + o >= 0 && r0 + 5 * s < h && c0 + 5 * s < wd;
+        for i in 0..6 {
+            let r = r0 + s * i as isize;
+            for j in 0..6 {
+                let col = c0 + s * j as isize;
+                d[(i * 6 + j) * TW + t] = if inside
+                    || (u0 + o + i as isize >= 0 && r < h && v0 + o + j as isize >= 0 && col < wd)
+                {
+                    plane[(r * wd + col) as usize]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+    // Columns: z[a][j] = Σ_i Bᵀ[a][i] d[i][j]; then rows: v[(a, b)] = Σ_j Bᵀ[b][j] z[a][j].
+    for j in 0..6 {
+        lanes(&d[j * TW..], 6 * TW, &mut z[j * TW..], 6 * TW, bt);
+    }
+    for a in 0..6 {
+        lanes(
+            &z[a * 6 * TW..],
+            TW,
+            &mut v[((a * 6) * cb + cv) * TW..],
+            cb * TW,
+            bt,
+        );
+    }
+}
+
+avx2_variant!(input_avx2 => input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f32], v: &mut [f32]));
+
+/// Transforms sink channel `q` (row `r` of the task's `m`, which is `[36][rows][TW]`) back
+/// (`Aᵀ m A`) and writes each tile's 4x4 outputs plus bias to the output.
+///
+/// # Safety
+/// `ctx.out` must point to the output tensor of shape `[.., plane.0, plane.1]`, and no other
+/// thread may write these tiles of sink `q`.
+#[inline(always)]
+unsafe fn output(w: &Winograd, ctx: &Sink<'_>, q: usize, r: usize, m: &[f32], p: &mut [f32]) {
+    let (co, ry, rx) = w.sink[q];
+    let rows = ctx.rows;
+    let (zs, y) = p.split_at_mut(24 * TW);
+    // Columns: zs[i][b] = Σ_a Aᵀ[i][a] m[(a, b)]; then rows: y[i][j] = Σ_b Aᵀ[j][b] zs[i][b].
+    for b in 0..6 {
+        lanes(
+            &m[(b * rows + r) * TW..],
+            6 * rows * TW,
+            &mut zs[b * TW..],
+            6 * TW,
+            at,
+        );
+    }
+    for i in 0..4 {
+        lanes(&zs[i * 6 * TW..], TW, &mut y[i * 4 * TW..], TW, at);
+    }
+    let b = ctx.bias.map_or(0.0, |b| b[co]);
+    let (oh, ow) = ctx.plane;
+    for (t, tile) in ctx.tiles.iter().enumerate() {
+        let Some((u0, v0)) = *tile else { continue };
+        let (u0, v0) = (u0 as usize, v0 as usize);
+        for i in 0..4.min(ctx.grid.0 - u0) {
+            let oy = w.up * (u0 + i) + ry;
+            for j in 0..4.min(ctx.grid.1 - v0) {
+                let ox = w.up * (v0 + j) + rx;
+                debug_assert!(oy < oh && ox < ow);
+                // SAFETY: inside the output; tile `(u0, v0)` of sink `q` belongs to this task.
+                unsafe {
+                    *ctx.out.get().add((co * oh + oy) * ow + ox) = y[(i * 4 + j) * TW + t] + b
+                };
+            }
+        }
+    }
+}
+
+avx2_variant!(output_avx2 => output(w: &Winograd, ctx: &Sink<'_>, q: usize, r: usize, m: &[f32], p: &mut [f32]));
+
+/// AVX-512 builds of [`input`] and [`output`] (the transforms' lanes in one register per 16
+/// tiles). Forwarders elsewhere.
+macro_rules! avx512_variant {
+    ($name:ident => $body:ident ($($arg:ident : $ty:ty),*)) => {
+        /// AVX-512 build of the function it forwards to.
+        ///
+        /// # Safety
+        /// As for that function; on x86_64 the CPU must also support AVX-512F.
+        #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+        unsafe fn $name($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body($($arg),*) }
+        }
+    };
+}
+
+avx512_variant!(input_avx512 => input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f32], v: &mut [f32]));
+avx512_variant!(output_avx512 => output(w: &Winograd, ctx: &Sink<'_>, q: usize, r: usize, m: &[f32], p: &mut [f32]));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// F(4, 3) in 1-D against the direct correlation: `Aᵀ[(G g) ⊙ (Bᵀ d)] = y`,
+    /// `y[i] = Σ_k d[i + k] g[k]`.
+    #[test]
+    fn one_dimensional_identity() {
+        let d = [0.3f32, -1.2, 2.5, 0.7, -0.4, 1.9];
+        let g = [0.5f64, -0.25, 1.5];
+        let (bd, gg) = (bt(d), g3(g));
+        let y = at(std::array::from_fn(|e| bd[e] * gg[e] as f32));
+        for i in 0..4 {
+            let want: f64 = (0..3).map(|k| f64::from(d[i + k]) * g[k]).sum();
+            assert!(
+                (f64::from(y[i]) - want).abs() < 1e-5,
+                "{i}: {} vs {want}",
+                y[i]
+            );
+        }
+    }
+}
