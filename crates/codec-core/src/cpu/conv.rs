@@ -18,7 +18,6 @@
 //! Taps of a phase are always listed by ascending kernel index `kk`, which fixes the summation
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
-use rayon::prelude::*;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::exact::ExactConv;
@@ -252,7 +251,8 @@ impl ConvGeom {
 /// A `Conv2d` or `ConvTranspose2d` with its weights repacked for the CPU kernels.
 ///
 /// The packing for each [`Math`] is built on first use (eagerly for the `math` given to
-/// [`CpuLayer::prepare`]), so a layer can run either arithmetic.
+/// [`CpuLayer::prepare`]; a [`CpuNet`]'s layers pack at their first run), so a layer can run
+/// either arithmetic.
 #[derive(Debug)]
 pub struct ConvLayer {
     pub(crate) geom: ConvGeom,
@@ -265,7 +265,12 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
-    fn new(geom: ConvGeom, weight: &Arc<[f32]>, bias: Option<&Vec<f32>>, math: Math) -> ConvLayer {
+    fn new(
+        geom: ConvGeom,
+        weight: &Arc<[f32]>,
+        bias: Option<&Vec<f32>>,
+        math: Option<Math>,
+    ) -> ConvLayer {
         let ConvGeom { cin, cout, k, .. } = geom;
         assert_eq!(
             weight.len(),
@@ -282,7 +287,9 @@ impl ConvLayer {
             fast: OnceLock::new(),
             exact: OnceLock::new(),
         };
-        layer.ensure(math);
+        if let Some(math) = math {
+            layer.ensure(math);
+        }
         layer
     }
 
@@ -395,6 +402,11 @@ impl CpuLayer {
     /// If the layer is malformed: weight/bias/beta/gamma lengths that do not match the shape, an
     /// even kernel size or a zero stride.
     pub fn prepare(layer: &Layer, math: Math) -> CpuLayer {
+        CpuLayer::packed(layer, Some(math))
+    }
+
+    /// The layer, its convolution weights packed now for `math`, or at its first run (`None`).
+    fn packed(layer: &Layer, math: Option<Math>) -> CpuLayer {
         match layer {
             Layer::Conv(c) => CpuLayer::Conv(ConvLayer::new(
                 ConvGeom::new(c.cin, c.cout, c.k, c.stride, c.transposed),
@@ -462,17 +474,18 @@ pub struct CpuNet {
 }
 
 impl CpuNet {
-    /// Repacks the weights of `net` for the CPU kernels.
+    /// `net` for the CPU kernels. Each convolution packs its weights at its first run, so a
+    /// process pays only for the nets it runs (a one-shot compress never packs `g_s`, whose
+    /// Winograd transform alone takes milliseconds).
     ///
     /// # Panics
     /// If a layer is malformed (see [`CpuLayer::prepare`]).
     pub fn prepare(net: &Net, math: Math) -> CpuNet {
         CpuNet {
-            // In parallel: a cold start pays for the repacking before the first image.
             layers: net
                 .layers
-                .par_iter()
-                .map(|l| CpuLayer::prepare(l, math))
+                .iter()
+                .map(|l| CpuLayer::packed(l, None))
                 .collect(),
             math,
             plan: net.plan(),

@@ -378,17 +378,26 @@ unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f3
         };
         let (r0, c0) = (s * (u0 + o) + py as isize, s * (v0 + o) + px as isize);
         let inside = u0 + o >= 0 && v0 + o >= 0 && r0 + 5 * s < h && c0 + 5 * s < wd;
+        if inside {
+            for i in 0..6 {
+                let row =
+                    &plane[((r0 + s * i as isize) * wd + c0) as usize..][..5 * s as usize + 1];
+                for j in 0..6 {
+                    d[(i * 6 + j) * TW + t] = row[j * s as usize];
+                }
+            }
+            continue;
+        }
         for i in 0..6 {
             let r = r0 + s * i as isize;
             for j in 0..6 {
                 let col = c0 + s * j as isize;
-                d[(i * 6 + j) * TW + t] = if inside
-                    || (u0 + o + i as isize >= 0 && r < h && v0 + o + j as isize >= 0 && col < wd)
-                {
-                    plane[(r * wd + col) as usize]
-                } else {
-                    0.0
-                };
+                d[(i * 6 + j) * TW + t] =
+                    if u0 + o + i as isize >= 0 && r < h && v0 + o + j as isize >= 0 && col < wd {
+                        plane[(r * wd + col) as usize]
+                    } else {
+                        0.0
+                    };
             }
         }
     }
@@ -434,19 +443,27 @@ unsafe fn output(w: &Winograd, ctx: &Sink<'_>, q: usize, r: usize, m: &[f32], p:
         lanes(&zs[i * 6 * TW..], TW, &mut y[i * 4 * TW..], TW, at);
     }
     let b = ctx.bias.map_or(0.0, |b| b[co]);
+    y.iter_mut().for_each(|v| *v += b);
     let (oh, ow) = ctx.plane;
+    let (up, base) = (w.up, co * oh * ow + ry * ow + rx);
     for (t, tile) in ctx.tiles.iter().enumerate() {
         let Some((u0, v0)) = *tile else { continue };
         let (u0, v0) = (u0 as usize, v0 as usize);
-        for i in 0..4.min(ctx.grid.0 - u0) {
-            let oy = w.up * (u0 + i) + ry;
-            for j in 0..4.min(ctx.grid.1 - v0) {
-                let ox = w.up * (v0 + j) + rx;
-                debug_assert!(oy < oh && ox < ow);
-                // SAFETY: inside the output; tile `(u0, v0)` of sink `q` belongs to this task.
-                unsafe {
-                    *ctx.out.get().add((co * oh + oy) * ow + ox) = y[(i * 4 + j) * TW + t] + b
-                };
+        let (ni, nj) = (4.min(ctx.grid.0 - u0), 4.min(ctx.grid.1 - v0));
+        for i in 0..ni {
+            let at = base + up * ((u0 + i) * ow + v0);
+            debug_assert!(up * (u0 + i) + ry < oh && up * (v0 + nj - 1) + rx < ow);
+            if nj == 4 {
+                for j in 0..4 {
+                    // SAFETY: inside the output; tile `(u0, v0)` of sink `q` belongs to this
+                    // task.
+                    unsafe { *ctx.out.get().add(at + up * j) = y[(i * 4 + j) * TW + t] };
+                }
+            } else {
+                for j in 0..nj {
+                    // SAFETY: as above.
+                    unsafe { *ctx.out.get().add(at + up * j) = y[(i * 4 + j) * TW + t] };
+                }
             }
         }
     }
