@@ -175,6 +175,13 @@ fn winograd_layers_match_reference() {
                 &format!("{what}, {threads} threads"),
             );
         }
+        // The AVX2 and generic builds of the transforms (and the scalar patch gather).
+        for (flag, build) in [(&FORCE_AVX2, "avx2"), (&FORCE_GENERIC, "generic")] {
+            flag.store(true, Ordering::Relaxed);
+            let got = run(&layer, &x, Math::Fast);
+            flag.store(false, Ordering::Relaxed);
+            assert_close(&got, &layer, &x, 1e-5, &format!("{what}, {build} build"));
+        }
     }
 }
 
