@@ -224,6 +224,7 @@ fn gdn_backward(
             // SAFETY: `norm` is `c x n`, `gamma` `c x c`, `sq` `c x n`, all row-major.
             unsafe {
                 sgemm(
+                    false,
                     c,
                     n,
                     c,
@@ -254,6 +255,7 @@ fn gdn_backward(
             // SAFETY: `s` is `c x n`, `gamma_t` `c x c`, `tv` `c x n`, all row-major.
             unsafe {
                 sgemm(
+                    false,
                     c,
                     n,
                     c,

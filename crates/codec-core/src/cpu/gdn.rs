@@ -266,6 +266,7 @@ unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: us
                     squares(src, plane, p0, n, sq);
                 }
                 sgemm(
+                    false,
                     c,
                     n,
                     c,

@@ -56,33 +56,14 @@ pub(crate) fn tile_width(k: usize, positions: usize) -> usize {
     pt.div_ceil(16) * 16
 }
 
-/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major with the given row strides.
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]` (or `dst += ..` when `accumulate`, then `dst` is read
+/// too), all row-major with the given row strides.
 ///
 /// # Safety
 /// `dst`, `lhs`, `rhs` must be valid for the strided `m x n`, `m x k`, `k x n` accesses, and
 /// `dst` must not overlap the inputs nor be accessed concurrently.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    lhs_rs: usize,
-    rhs: *const f32,
-    rhs_rs: usize,
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe { sgemm_into(false, m, n, k, dst, dst_rs, lhs, lhs_rs, rhs, rhs_rs) }
-}
-
-/// [`sgemm`], or `dst += lhs * rhs` when `accumulate` (then `dst` is read too).
-///
-/// # Safety
-/// As for [`sgemm`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn sgemm_into(
     accumulate: bool,
     m: usize,
     n: usize,
@@ -288,6 +269,7 @@ fn run_phases(
                         let dst = optr.get().add(p0);
                         if kd > 0 {
                             sgemm(
+                                false,
                                 g.cout,
                                 n,
                                 kd,
@@ -310,6 +292,7 @@ fn run_phases(
                         // SAFETY: `tmp` is `cout x n`, `fp.w` is `cout x kd`, `col` is `kd x n`.
                         unsafe {
                             sgemm(
+                                false,
                                 g.cout,
                                 n,
                                 kd,
@@ -358,6 +341,7 @@ fn run_col2im(w: &[f32], g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, out: &m
                 // `[iy0 * w, iy0 * w + n)` of each of the `cin` planes exist.
                 unsafe {
                     sgemm(
+                        false,
                         rows,
                         n,
                         g.cin,

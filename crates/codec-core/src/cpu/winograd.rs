@@ -22,7 +22,7 @@
 use rayon::prelude::*;
 
 use super::conv::{ConvLayer, SendPtr};
-use super::gemm::{sgemm_into, with_scratch};
+use super::gemm::{sgemm, with_scratch};
 use super::{has_avx2, has_avx512, zeroed};
 use crate::tensor::Tensor;
 
@@ -279,7 +279,7 @@ impl Winograd {
                         // SAFETY: `m[xi]` is `qs.len() x TW`, `u[qs][xi][c0..c0 + n]` is
                         // `qs.len() x n` (row stride `36 * cin_w`), `v[xi]` is `n x TW`.
                         unsafe {
-                            sgemm_into(
+                            sgemm(
                                 c0 > 0,
                                 qs.len(),
                                 TW,
