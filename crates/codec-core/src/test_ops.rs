@@ -175,21 +175,25 @@ pub(crate) fn reference(layer: &Layer, x: &Tensor) -> (Tensor, Vec<f64>) {
     )
 }
 
-/// Asserts `got` is within `tol` of the f64 reference, relative to each element's term magnitude.
-pub(crate) fn assert_close(got: &Tensor, layer: &Layer, x: &Tensor, tol: f64, what: &str) {
+/// Asserts `got` is within `tol` of the f64 reference, relative to each element's term magnitude;
+/// returns the largest such relative error.
+pub(crate) fn assert_close(got: &Tensor, layer: &Layer, x: &Tensor, tol: f64, what: &str) -> f64 {
     let (want, mag) = reference(layer, x);
     assert_eq!(
         (got.c, got.h, got.w),
         (want.c, want.h, want.w),
         "{what}: shape"
     );
+    let mut worst = 0.0f64;
     for (i, ((&g, &r), &m)) in got.data.iter().zip(&want.data).zip(&mag).enumerate() {
         let err = (g as f64 - r as f64).abs();
         assert!(
             err <= tol * m.max(1e-6),
             "{what}: element {i}: got {g}, want {r} (scale {m}, err {err})"
         );
+        worst = worst.max(err / m.max(1e-6));
     }
+    worst
 }
 
 pub(crate) fn assert_bits_eq(a: &Tensor, b: &Tensor, what: &str) {

@@ -322,6 +322,12 @@ impl ConvLayer {
         self.weight[idx]
     }
 
+    /// Whether [`Math::Fast`] runs this layer by Winograd's F(4x4, 3x3).
+    #[cfg(test)]
+    pub(crate) fn is_winograd(&self) -> bool {
+        self.fast().is_winograd()
+    }
+
     fn fast(&self) -> &FastConv {
         self.fast.get_or_init(|| FastConv::prepare(self))
     }

@@ -194,6 +194,11 @@ impl FastConv {
         }
     }
 
+    #[cfg(test)]
+    pub fn is_winograd(&self) -> bool {
+        matches!(self.kind, FastKind::Winograd(_))
+    }
+
     /// Runs the convolution; `buf` is recycled storage for the output (any contents).
     pub fn run(&self, g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, buf: Vec<f32>) -> Tensor {
         let (oh, ow) = g.out_hw(x.h, x.w);

@@ -73,8 +73,8 @@ pub(crate) fn has_fma() -> bool {
     }
 }
 
-/// A zeroed buffer of `len` floats. On Linux one of several MiB asks for transparent huge pages
-/// before its first touch: a fresh buffer is faulted in page by page on first write, about 2 us a
+/// A zeroed buffer of `len` floats. On Linux the whole 2 MiB pages it spans (every buffer of 4 MiB
+/// or more has some) ask for transparent huge pages before their first touch: a fresh buffer is faulted in page by page on first write, about 2 us a
 /// 4 KiB page on the development VM (a cold start's weights and first activations are tens of
 /// MiB), and a 2 MiB page costs one fault.
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {

@@ -235,6 +235,7 @@ impl Winograd {
         let (th, tw) = (gh.div_ceil(4), gw.div_ceil(4));
         let blocks = (th * tw).div_ceil(TW);
         let (cin_w, cout_w) = (self.src.len(), self.sink.len());
+        // About 4 tasks per thread, none with fewer sink rows than a layer this path takes.
         let splits = (4 * rayon::current_num_threads())
             .div_ceil(blocks)
             .clamp(1, cout_w.div_ceil(MIN_CHANNELS));
