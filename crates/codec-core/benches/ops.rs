@@ -97,6 +97,12 @@ fn cases() -> Vec<Case> {
             (n, 256, 384),
         ),
         (
+            "fast gdn 128 @64x96 (g_a.5)",
+            single(gdn(n, false)),
+            Math::Fast,
+            (n, 64, 96),
+        ),
+        (
             "fast deconv 128->128 5x5/2 @64x96 (g_s.2)",
             single(conv(n, n, 5, 2, true)),
             Math::Fast,

@@ -244,12 +244,58 @@ pub(crate) fn gdn_fast_into(g: &GdnLayer, x: &Tensor) -> Tensor {
     out
 }
 
-/// The Fast GDN from `src` to `dst` (`c x plane` each; the same tensor or two that do not overlap).
+/// The Fast GDN from `src` to `dst` (`c x plane` each; the same tensor or two that do not overlap):
+/// the register-blocked kernel of `gdn_simd` where the CPU and `c` allow it, else squares, `gemm`
+/// and a normalization pass.
 ///
 /// # Safety
 /// Both pointers must be valid for `c * plane` values, and nothing else may access them meanwhile.
 unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: usize) {
     assert_eq!(c, g.c, "GDN input has {c} channels, layer expects {}", g.c);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::gdn_simd::{pack_gamma, tile_avx2, tile_avx512, Tile, BLOCK};
+        use super::gdn_simd::{ROWS_AVX2, ROWS_AVX512};
+        use super::has_avx512;
+        let build = if has_avx512() && c.is_multiple_of(ROWS_AVX512) {
+            Some(ROWS_AVX512)
+        } else if has_fma() && c.is_multiple_of(ROWS_AVX2) {
+            Some(ROWS_AVX2)
+        } else {
+            None
+        };
+        if let Some(rows) = build {
+            let gamma = pack_gamma(&g.gamma, c, rows);
+            let pt = gdn_tile_width(c, plane).div_ceil(BLOCK) * BLOCK;
+            for_each_tile(plane, c, pt, |p0, n| {
+                with_scratch(n.div_ceil(BLOCK) * BLOCK * c, |sq| {
+                    let t = Tile {
+                        src,
+                        dst,
+                        plane,
+                        p0,
+                        n,
+                        c,
+                        beta: &g.beta,
+                        gamma: &gamma,
+                        inverse: g.inverse,
+                    };
+                    // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task (the
+                    // caller's tensors, forwarded); the build's CPU features were detected and
+                    // `c` is a multiple of its rows; `sq` holds `n` rounded up to whole blocks
+                    // for `c` channels (the AVX2 build's blocks divide `BLOCK`).
+                    unsafe {
+                        if rows == ROWS_AVX512 {
+                            tile_avx512(&t, sq);
+                        } else {
+                            tile_avx2(&t, sq);
+                        }
+                    }
+                });
+            });
+            return;
+        }
+    }
     let pt = gdn_tile_width(c, plane);
     let avx2 = has_avx2();
     let fma = has_fma();

@@ -19,6 +19,8 @@ pub mod backprop;
 mod conv;
 mod exact;
 mod gdn;
+#[cfg(target_arch = "x86_64")]
+mod gdn_simd;
 mod gemm;
 #[cfg(test)]
 mod tests;
@@ -31,7 +33,7 @@ pub use conv::{CpuNet, OverBudget};
 /// Whether the AVX2 builds of the kernels may run (see `avx2_variant!`).
 pub(crate) fn has_avx2() -> bool {
     #[cfg(test)]
-    if tests::FORCE_GENERIC.load(std::sync::atomic::Ordering::Relaxed) {
+    if tests::FORCE_GENERIC.get() {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -48,7 +50,7 @@ pub(crate) fn has_avx2() -> bool {
 /// builds on an AVX-512 machine).
 pub(crate) fn has_avx512() -> bool {
     #[cfg(test)]
-    if tests::FORCE_AVX2.load(std::sync::atomic::Ordering::Relaxed) {
+    if tests::FORCE_AVX2.get() {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -73,16 +75,23 @@ pub(crate) fn has_fma() -> bool {
     }
 }
 
-/// A zeroed buffer of `len` floats. On Linux the whole 2 MiB pages it spans (every buffer of 4 MiB
-/// or more has some) ask for transparent huge pages before their first touch: a fresh buffer is faulted in page by page on first write, about 2 us a
-/// 4 KiB page on the development VM (a cold start's weights and first activations are tens of
-/// MiB), and a 2 MiB page costs one fault.
+/// A zeroed buffer of `len` floats whose whole 2 MiB pages ask for transparent huge pages (see
+/// [`advise_huge_pages`]; every buffer of 4 MiB or more has some).
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {
     let v = vec![0.0f32; len];
+    advise_huge_pages(&v);
+    v
+}
+
+/// On Linux, asks for transparent huge pages for the whole 2 MiB pages `v` spans, before its first
+/// touch: a fresh buffer is faulted in page by page on first write, about 2 us a 4 KiB page on the
+/// development VM (a cold start's weights and first activations are tens of MiB), and a 2 MiB page
+/// costs one fault. Elsewhere, nothing.
+pub(crate) fn advise_huge_pages<T>(v: &[T]) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
-        let (start, bytes) = (v.as_ptr() as usize, std::mem::size_of_val(v.as_slice()));
+        let (start, bytes) = (v.as_ptr() as usize, std::mem::size_of_val(v));
         let (lo, hi) = (start.next_multiple_of(HUGE), (start + bytes) / HUGE * HUGE);
         if hi > lo {
             // SAFETY: `[lo, hi)` lies inside `v`'s allocation; the advice changes how its pages
@@ -92,7 +101,8 @@ pub(crate) fn zeroed(len: usize) -> Vec<f32> {
             }
         }
     }
-    v
+    #[cfg(not(target_os = "linux"))]
+    let _ = v;
 }
 
 /// Which arithmetic a net runs with (see the module docs).

@@ -1,7 +1,7 @@
 //! Tests of the CPU ops against naive f64 references and the documented exact order.
 
 use crate::test_rng::Rng;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
 
 use super::exact::exact_scalar;
 use super::{CpuLayer, CpuNet, Math};
@@ -12,11 +12,14 @@ use crate::test_ops::{
     assert_bits_eq, assert_close, conv_layer, gdn_layer, reference, rel_err, tensor,
 };
 
-/// Makes the kernels skip their AVX2 builds (other tests running meanwhile stay correct: both
-/// builds must give the same bits).
-pub(super) static FORCE_GENERIC: AtomicBool = AtomicBool::new(false);
-/// Holds the AVX-512 kernels back (the AVX2 builds run instead).
-pub(super) static FORCE_AVX2: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Makes the kernels this thread calls skip their SIMD builds. Per thread, so that tests
+    /// running meanwhile keep their own builds (the Fast GDN's builds differ in their last bits);
+    /// every kernel picks its build on the calling thread, before its parallel loop.
+    pub(super) static FORCE_GENERIC: Cell<bool> = const { Cell::new(false) };
+    /// Holds the AVX-512 kernels this thread calls back (the AVX2 builds run instead).
+    pub(super) static FORCE_AVX2: Cell<bool> = const { Cell::new(false) };
+}
 
 fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
     CpuLayer::prepare(layer, math).forward(x, math)
@@ -182,9 +185,9 @@ fn winograd_layers_match_reference() {
         }
         // The AVX2 and generic builds of the transforms (and the scalar patch gather).
         for (flag, build) in [(&FORCE_AVX2, "avx2"), (&FORCE_GENERIC, "generic")] {
-            flag.store(true, Ordering::Relaxed);
+            flag.set(true);
             let got = prepared.forward(&x, Math::Fast);
-            flag.store(false, Ordering::Relaxed);
+            flag.set(false);
             let what = format!("{what}, {build} build");
             worst = worst.max(assert_close(&got, &layer, &x, 1e-5, &what));
         }
@@ -229,18 +232,56 @@ fn transposed_output_is_stride_times_input() {
 #[test]
 fn gdn_matches_reference() {
     let mut rng = Rng(0x5eed_0003);
-    for &(c, h, w) in &[(1, 3, 4), (3, 5, 5), (16, 7, 9), (21, 13, 37), (64, 20, 30)] {
+    // Channel counts for the AVX-512 kernel (multiples of 8), the AVX2 one (12: of 4 only) and the
+    // `gemm` path (odd), pixel counts that end tiles, blocks and vectors part-way.
+    for &(c, h, w) in &[
+        (1, 3, 4),
+        (3, 5, 5),
+        (12, 9, 11),
+        (16, 7, 9),
+        (21, 13, 37),
+        (64, 20, 30),
+        (128, 17, 29),
+    ] {
         for inverse in [false, true] {
             let layer = gdn_layer(&mut rng, c, inverse);
             let x = tensor(&mut rng, c, h, w);
             let what = format!("gdn c{c} {h}x{w} inverse {inverse}");
-            assert_close(
-                &run(&layer, &x, Math::Fast),
-                &layer,
-                &x,
-                1e-5,
-                &format!("fast {what}"),
+            let prepared = CpuLayer::prepare(&layer, Math::Fast);
+            let CpuLayer::Gdn(gdn) = &prepared else {
+                unreachable!("gdn_layer makes a GDN")
+            };
+            let fast = prepared.forward(&x, Math::Fast);
+            assert_close(&fast, &layer, &x, 1e-5, &format!("fast {what}"));
+            // Into a new tensor: the same kernel, the same bits.
+            assert_bits_eq(
+                &gdn.forward_fast_keeping(&x),
+                &fast,
+                &format!("fast keeping {what}"),
             );
+            for threads in [1, 2] {
+                let got = in_pool(threads, || prepared.forward(&x, Math::Fast));
+                assert_close(
+                    &got,
+                    &layer,
+                    &x,
+                    1e-5,
+                    &format!("fast {what} {threads} threads"),
+                );
+            }
+            // The AVX2 and generic (`gemm`) builds.
+            for (flag, build) in [(&FORCE_AVX2, "avx2"), (&FORCE_GENERIC, "generic")] {
+                flag.set(true);
+                let got = prepared.forward(&x, Math::Fast);
+                flag.set(false);
+                assert_close(
+                    &got,
+                    &layer,
+                    &x,
+                    1e-5,
+                    &format!("fast {what} {build} build"),
+                );
+            }
             let exact = run(&layer, &x, Math::Exact);
             assert_close(&exact, &layer, &x, 1e-5, &format!("exact {what}"));
             // The documented order, one pixel at a time.
@@ -382,12 +423,12 @@ fn exact_generic_build_matches_simd_build() {
     let x = tensor(&mut rng, 20, 9, 13);
     let cpu = CpuNet::prepare(&net, Math::Exact);
     let simd = cpu.forward(&x);
-    FORCE_AVX2.store(true, Ordering::Relaxed);
+    FORCE_AVX2.set(true);
     let avx2 = cpu.forward(&x);
-    FORCE_AVX2.store(false, Ordering::Relaxed);
-    FORCE_GENERIC.store(true, Ordering::Relaxed);
+    FORCE_AVX2.set(false);
+    FORCE_GENERIC.set(true);
     let generic = cpu.forward(&x);
-    FORCE_GENERIC.store(false, Ordering::Relaxed);
+    FORCE_GENERIC.set(false);
     assert_bits_eq(&simd, &generic, "generic vs widest simd build");
     assert_bits_eq(&avx2, &generic, "generic vs avx2 build");
 }

@@ -164,11 +164,19 @@ impl Winograd {
         };
         // `G w' Gᵀ` of the 3x3 kernels `w'[q][c']` of the correlation (zero where no tap lands),
         // one sink channel per task, each step a loop over the source channels (a cold start pays
-        // for this before its first image).
+        // for this at the layer's first run). In f32: the result is rounded to f32 anyway, and an
+        // f64 transform took a one-shot compress several milliseconds.
         let tap_of = |j: isize| (j - lo) as usize;
+        let g32 = G.map(|row| row.map(|v| v as f32));
+        // `dst[c] = Σ_a k[a] rows[a][c]` over the source channels.
+        let combine = |dst: &mut [f32], k: &[f32; 3], rows: [&[f32]; 3]| {
+            for (((d, &r0), &r1), &r2) in dst.iter_mut().zip(rows[0]).zip(rows[1]).zip(rows[2]) {
+                *d = k[0] * r0 + k[1] * r1 + k[2] * r2;
+            }
+        };
         let mut u = zeroed(36 * cout_w * cin_w);
         u.par_chunks_mut(36 * cin_w).enumerate().for_each_init(
-            || vec![0.0f64; 27 * cin_w],
+            || vec![0.0f32; 27 * cin_w],
             |buf, (q, uq)| {
                 // w3[a][b][c'], then t[xa][b][c'] = Σ_a G[xa][a] w3[a][b][c'].
                 let (w3, t) = buf.split_at_mut(9 * cin_w);
@@ -181,36 +189,28 @@ impl Winograd {
                             // Sink q = (co, ry, rx) reads every source c' = ci.
                             if q % (s * s) == phase {
                                 for (ci, v) in row.iter_mut().enumerate() {
-                                    *v = f64::from(layer.w(q / (s * s), ci, ky, kx));
+                                    *v = layer.w(q / (s * s), ci, ky, kx);
                                 }
                             }
                         } else {
                             // Source c' = (ci, ry, rx) feeds sink q = co.
                             for ci in 0..g.cin {
-                                row[ci * s * s + phase] = f64::from(layer.w(q, ci, ky, kx));
+                                row[ci * s * s + phase] = layer.w(q, ci, ky, kx);
                             }
                         }
                     }
                 }
-                t.fill(0.0);
-                for (xa, gr) in G.iter().enumerate() {
+                for (xa, k) in g32.iter().enumerate() {
                     for b in 0..3 {
-                        let dst = &mut t[(xa * 3 + b) * cin_w..][..cin_w];
-                        for (a, &k) in gr.iter().enumerate() {
-                            let src = &w3[(a * 3 + b) * cin_w..][..cin_w];
-                            dst.iter_mut().zip(src).for_each(|(d, w)| *d += k * w);
-                        }
+                        let rows = std::array::from_fn(|a| &w3[(a * 3 + b) * cin_w..][..cin_w]);
+                        combine(&mut t[(xa * 3 + b) * cin_w..][..cin_w], k, rows);
                     }
                 }
                 for xa in 0..6 {
-                    let rows: [&[f64]; 3] =
+                    let tr: [&[f32]; 3] =
                         std::array::from_fn(|b| &t[(xa * 3 + b) * cin_w..][..cin_w]);
-                    for (xb, gr) in G.iter().enumerate() {
-                        let dst = &mut uq[(xa * 6 + xb) * cin_w..][..cin_w];
-                        for (c, d) in dst.iter_mut().enumerate() {
-                            *d = (gr[0] * rows[0][c] + gr[1] * rows[1][c] + gr[2] * rows[2][c])
-                                as f32;
-                        }
+                    for (xb, k) in g32.iter().enumerate() {
+                        combine(&mut uq[(xa * 6 + xb) * cin_w..][..cin_w], k, tr);
                     }
                 }
             },

@@ -57,14 +57,6 @@ pub enum ModelError {
     MissingTensor(String),
     #[error("tensor {name:?}: {reason}")]
     BadTensor { name: String, reason: String },
-    #[error(
-        "model file {path} does not match its manifest entry: decoder id {actual}, manifest says {expected}"
-    )]
-    DecoderId {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
     #[error("model metadata {key:?}: {reason}")]
     Metadata { key: String, reason: String },
 }
