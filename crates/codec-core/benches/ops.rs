@@ -169,6 +169,19 @@ fn cases() -> Vec<Case> {
             (288, 32, 48),
         ),
         ("exact h_s M192 @8x12", h_s(n, m), Math::Exact, (n, 8, 12)),
+        // The zoo's q5 width (N = 192): the Winograd weights (21 MB a layer) no longer fit the cache.
+        (
+            "fast conv 192->192 5x5/2 @256x384 (q5 g_a.2)",
+            single(conv(192, 192, 5, 2, false)),
+            Math::Fast,
+            (192, 256, 384),
+        ),
+        (
+            "fast conv 192->192 5x5/2 @128x192 (q5 g_a.4)",
+            single(conv(192, 192, 5, 2, false)),
+            Math::Fast,
+            (192, 128, 192),
+        ),
         // The shipped MS-SSIM families' width (N = 64).
         (
             "fast conv 64->64 5x5/2 @256x384 (N64 g_a.2)",

@@ -43,6 +43,8 @@ use crate::tensor::Tensor;
 const CO: usize = 16;
 /// Output pixels per register block (12 accumulator registers with AVX2).
 const PX: usize = 6;
+/// Output pixels per register block of the AVX-512 build (12 of its 32 registers).
+const PX_AVX512: usize = 12;
 
 /// Weights of one phase as `[cin][taps][cout_pad]` (output channels innermost, zero-padded to a
 /// multiple of [`CO`]); taps in `(ty, tx)` order, i.e. ascending `(ky, kx)`.
@@ -186,22 +188,34 @@ impl ExactConv {
     }
 }
 
-/// Computes output channels `co0..co0+CO` of grid row `gy` of one phase.
+/// Computes output channels `co0..co0+CO` of grid row `gy` of one phase, [`PX`] pixels per
+/// register block.
 ///
 /// # Safety
 /// `ctx.out` must be the output of this convolution and no other task may write this row and
 /// channel block.
 #[inline(always)]
 unsafe fn row(ctx: &Ctx<'_>, gy: usize, co0: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { row_blocks::<PX>(ctx, gy, co0) }
+}
+
+/// [`row`] with `P` pixels per register block (the order of each output's sum is the same for
+/// every block size: blocks only group independent outputs).
+///
+/// # Safety
+/// As for [`row`].
+#[inline(always)]
+unsafe fn row_blocks<const P: usize>(ctx: &Ctx<'_>, gy: usize, co0: usize) {
     let mut gx = 0;
-    while gx + PX <= ctx.gw {
-        let acc = block::<PX>(ctx, gy, gx, co0);
+    while gx + P <= ctx.gw {
+        let acc = block::<P>(ctx, gy, gx, co0);
         // SAFETY: forwarded from the caller.
         unsafe { store(ctx, &acc, gy, gx, co0) };
-        gx += PX;
+        gx += P;
     }
-    // Tail: smaller register blocks (the order of each output's sum is the same in all).
-    if gx + 4 <= ctx.gw {
+    // Tail: smaller register blocks.
+    while gx + 4 <= ctx.gw {
         let acc = block::<4>(ctx, gy, gx, co0);
         // SAFETY: forwarded from the caller.
         unsafe { store(ctx, &acc, gy, gx, co0) };
@@ -222,9 +236,11 @@ unsafe fn row(ctx: &Ctx<'_>, gy: usize, co0: usize) {
 
 avx2_variant!(row_avx2 => row(ctx: &Ctx<'_>, gy: usize, co0: usize));
 
-/// AVX-512 build of [`row`]: the 16 output channels of a block in one register instead of two
-/// (the same multiplications and additions in the same order, so the same bits; 25-30 % faster
-/// on the development machine's `h_s`, docs/benchmarks.md).
+/// AVX-512 build of [`row`]: the 16 output channels of a block in one register instead of two,
+/// and [`PX_AVX512`] pixels per block (12 accumulators, of its 32 registers) instead of [`PX`]
+/// (the same multiplications and additions in the same order, so the same bits; faster on the
+/// development machine's `h_s`: 25-30 % for the registers, 10-25 % more for the wider blocks,
+/// docs/benchmarks.md; 16 pixels per block ran 30x slower).
 ///
 /// # Safety
 /// As for [`row`]; on x86_64 the CPU must also support AVX-512F.
@@ -232,7 +248,7 @@ avx2_variant!(row_avx2 => row(ctx: &Ctx<'_>, gy: usize, co0: usize));
 #[target_feature(enable = "avx512f")]
 unsafe fn row_avx512(ctx: &Ctx<'_>, gy: usize, co0: usize) {
     // SAFETY: forwarded from the caller.
-    unsafe { row(ctx, gy, co0) }
+    unsafe { row_blocks::<PX_AVX512>(ctx, gy, co0) }
 }
 
 /// Forwards to the generic build (no AVX-512 on this architecture).

@@ -19,6 +19,9 @@ thread_local! {
     pub(super) static FORCE_GENERIC: Cell<bool> = const { Cell::new(false) };
     /// Holds the AVX-512 kernels this thread calls back (the AVX2 builds run instead).
     pub(super) static FORCE_AVX2: Cell<bool> = const { Cell::new(false) };
+    /// Makes every Winograd layer this thread runs take two blocks of tiles per task (layers
+    /// with weights too large for the cache do).
+    pub(super) static FORCE_GROUPS: Cell<bool> = const { Cell::new(false) };
 }
 
 fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
@@ -183,8 +186,13 @@ fn winograd_layers_match_reference() {
             worst = worst.max(assert_close(&got, &layer, &x, 1e-5, &what));
             worst_of_scale = worst_of_scale.max(rel_err(&got, &want));
         }
-        // The AVX2 and generic builds of the transforms (and the scalar patch gather).
-        for (flag, build) in [(&FORCE_AVX2, "avx2"), (&FORCE_GENERIC, "generic")] {
+        // The AVX2 and generic builds of the transforms (and the scalar patch gather), and two
+        // blocks of tiles per task.
+        for (flag, build) in [
+            (&FORCE_AVX2, "avx2"),
+            (&FORCE_GENERIC, "generic"),
+            (&FORCE_GROUPS, "two blocks per task"),
+        ] {
             flag.set(true);
             let got = prepared.forward(&x, Math::Fast);
             flag.set(false);

@@ -30,6 +30,8 @@ use crate::tensor::Tensor;
 const TW: usize = 32;
 /// Source channels transformed per GEMM pass (bounds the transformed-input scratch).
 const CB: usize = 128;
+/// Winograd weights over this many bytes run two blocks of tiles per task (see [`Winograd::run`]).
+const GROUP_BYTES: usize = 12 << 20;
 
 /// Layers with fewer source or sink channels keep im2col + GEMM (the transforms would dominate).
 const MIN_CHANNELS: usize = 32;
@@ -235,18 +237,26 @@ impl Winograd {
         let (th, tw) = (gh.div_ceil(4), gw.div_ceil(4));
         let blocks = (th * tw).div_ceil(TW);
         let (cin_w, cout_w) = (self.src.len(), self.sink.len());
+        // Weights too large for the cache are streamed once per task: a task of several blocks
+        // streams them once for all of them.
+        let big = 4 * self.u.len() > GROUP_BYTES && blocks >= 8;
+        #[cfg(test)]
+        let big = big || super::tests::FORCE_GROUPS.get();
+        let group = if big { 2 } else { 1 };
+        let groups = blocks.div_ceil(group);
         // About 4 tasks per thread, none with fewer sink rows than a layer this path takes.
         let splits = (4 * rayon::current_num_threads())
-            .div_ceil(blocks)
+            .div_ceil(groups)
             .clamp(1, cout_w.div_ceil(MIN_CHANNELS));
         let qn = cout_w.div_ceil(splits);
         let cb = cin_w.min(CB);
-        let (p_len, v_len, m_len) = (72 * TW, 36 * cb * TW, 36 * qn * TW);
+        let ld = group * TW;
+        let (p_len, v_len, m_len) = (72 * TW, 36 * cb * ld, 36 * qn * ld);
         let optr = SendPtr(out.data.as_mut_ptr());
         let simd = Simd::detect();
         let plane = (out.h, out.w);
-        (0..blocks * splits).into_par_iter().for_each(|task| {
-            let (blk, q0) = (task / splits, (task % splits) * qn);
+        (0..groups * splits).into_par_iter().for_each(|task| {
+            let (grp, q0) = (task / splits, (task % splits) * qn);
             let qs = q0..cout_w.min(q0 + qn);
             if qs.is_empty() {
                 return;
@@ -254,62 +264,74 @@ impl Winograd {
             with_scratch(p_len + v_len + m_len, |buf| {
                 let (p, rest) = buf.split_at_mut(p_len);
                 let (v, m) = rest.split_at_mut(v_len);
-                // Top-left grid position of each tile of the block (`None` past the last tile).
-                let tiles: [Option<(isize, isize)>; TW] = std::array::from_fn(|t| {
-                    let i = blk * TW + t;
-                    (i < th * tw).then(|| (4 * (i / tw) as isize, 4 * (i % tw) as isize))
-                });
-                let src = Source {
-                    x,
-                    tiles: &tiles,
-                    cb,
-                };
+                // Top-left grid position of each tile of each block (`None` past the last tile).
+                let tiles: Vec<[Option<(isize, isize)>; TW]> = (0..group)
+                    .map(|b| {
+                        std::array::from_fn(|t| {
+                            let i = (grp * group + b) * TW + t;
+                            (i < th * tw).then(|| (4 * (i / tw) as isize, 4 * (i % tw) as isize))
+                        })
+                    })
+                    .collect();
                 for c0 in (0..cin_w).step_by(cb) {
                     let n = cb.min(cin_w - c0);
-                    for c in 0..n {
-                        // SAFETY: each build only runs where its instructions were detected.
-                        unsafe {
-                            match simd {
-                                Simd::Avx512 => input_avx512(self, &src, c0 + c, c, p, v),
-                                Simd::Avx2 => input_avx2(self, &src, c0 + c, c, p, v),
-                                Simd::None => input(self, &src, c0 + c, c, p, v),
+                    for (b, tiles) in tiles.iter().enumerate() {
+                        let src = Source {
+                            x,
+                            tiles,
+                            cb,
+                            ld,
+                            off: b * TW,
+                        };
+                        for c in 0..n {
+                            // SAFETY: each build only runs where its instructions were detected.
+                            unsafe {
+                                match simd {
+                                    Simd::Avx512 => input_avx512(self, &src, c0 + c, c, p, v),
+                                    Simd::Avx2 => input_avx2(self, &src, c0 + c, c, p, v),
+                                    Simd::None => input(self, &src, c0 + c, c, p, v),
+                                }
                             }
                         }
                     }
                     for xi in 0..36 {
-                        // SAFETY: `m[xi]` is `qs.len() x TW`, `u[qs][xi][c0..c0 + n]` is
-                        // `qs.len() x n` (row stride `36 * cin_w`), `v[xi]` is `n x TW`.
+                        // SAFETY: `m[xi]` is `qs.len() x ld`, `u[qs][xi][c0..c0 + n]` is
+                        // `qs.len() x n` (row stride `36 * cin_w`), `v[xi]` is `n x ld`.
                         unsafe {
                             sgemm(
                                 c0 > 0,
                                 qs.len(),
-                                TW,
+                                ld,
                                 n,
-                                m.as_mut_ptr().add(xi * qs.len() * TW),
-                                TW,
+                                m.as_mut_ptr().add(xi * qs.len() * ld),
+                                ld,
                                 self.u.as_ptr().add((qs.start * 36 + xi) * cin_w + c0),
                                 36 * cin_w,
-                                v.as_ptr().add(xi * cb * TW),
-                                TW,
+                                v.as_ptr().add(xi * cb * ld),
+                                ld,
                             );
                         }
                     }
                 }
-                let ctx = Sink {
-                    tiles: &tiles,
-                    rows: qs.len(),
-                    bias,
-                    out: optr,
-                    plane,
-                    grid,
-                };
-                for q in qs.clone() {
-                    // SAFETY: as above; each task writes only its own tiles and sink channels.
-                    unsafe {
-                        match simd {
-                            Simd::Avx512 => output_avx512(self, &ctx, q, q - qs.start, m, p),
-                            Simd::Avx2 => output_avx2(self, &ctx, q, q - qs.start, m, p),
-                            Simd::None => output(self, &ctx, q, q - qs.start, m, p),
+                for (b, tiles) in tiles.iter().enumerate() {
+                    let ctx = Sink {
+                        tiles,
+                        rows: qs.len(),
+                        ld,
+                        off: b * TW,
+                        bias,
+                        out: optr,
+                        plane,
+                        grid,
+                    };
+                    for q in qs.clone() {
+                        // SAFETY: as above; each task writes only its own tiles and sink channels.
+                        unsafe {
+                            match simd {
+                                Simd::Avx512 => output_avx512(self, &ctx, q, q - qs.start, m, p),
+                                Simd::Avx2 => output_avx2(self, &ctx, q, q - qs.start, m, p),
+                                Simd::None => output(self, &ctx, q, q - qs.start, m, p),
+                            }
                         }
                     }
                 }
@@ -344,6 +366,9 @@ struct Source<'a> {
     tiles: &'a [Option<(isize, isize)>; TW],
     /// Source channels per pass (rows of each of the 36 matrices in `v`).
     cb: usize,
+    /// Row stride of `v` (the tiles of the task's blocks side by side) and this block's column.
+    ld: usize,
+    off: usize,
 }
 
 /// Where a task's sink channels go.
@@ -351,6 +376,9 @@ struct Sink<'a> {
     tiles: &'a [Option<(isize, isize)>; TW],
     /// Rows of the task's `m` (its sink channels).
     rows: usize,
+    /// Row stride of `m` and this block's column (as in [`Source`]).
+    ld: usize,
+    off: usize,
     bias: Option<&'a [f32]>,
     out: SendPtr,
     plane: (usize, usize),
@@ -358,13 +386,19 @@ struct Sink<'a> {
 }
 
 /// Gathers the 6x6 input patch of every tile of a block from source channel `c` and writes its
-/// transform `Bᵀ d B` to `v[xi][cv][..]` (`v` is `[36][src.cb][TW]`).
+/// transform `Bᵀ d B` to `v[xi][cv][off..off + TW]` (`v` is `[36][src.cb][ld]`).
 ///
 /// # Safety
 /// None beyond the signature; `unsafe` only so that the AVX2 build can share the body.
 #[inline(always)]
 unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f32], v: &mut [f32]) {
-    let Source { x, tiles, cb } = *src;
+    let Source {
+        x,
+        tiles,
+        cb,
+        ld,
+        off,
+    } = *src;
     let (ci, py, px) = w.src[c];
     let (s, o) = (w.s_in as isize, w.o);
     let (h, wd) = (x.h as isize, x.w as isize);
@@ -410,8 +444,8 @@ unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f3
         lanes(
             &z[a * 6 * TW..],
             TW,
-            &mut v[((a * 6) * cb + cv) * TW..],
-            cb * TW,
+            &mut v[((a * 6) * cb + cv) * ld + off..],
+            cb * ld,
             bt,
         );
     }
@@ -419,7 +453,7 @@ unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f3
 
 avx2_variant!(input_avx2 => input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f32], v: &mut [f32]));
 
-/// Transforms sink channel `q` (row `r` of the task's `m`, which is `[36][rows][TW]`) back
+/// Transforms sink channel `q` (row `r` of the task's `m`, `[36][rows][ld]`, columns `off..off + TW`) back
 /// (`Aᵀ m A`) and writes each tile's 4x4 outputs plus bias to the output.
 ///
 /// # Safety
@@ -433,8 +467,8 @@ unsafe fn output(w: &Winograd, ctx: &Sink<'_>, q: usize, r: usize, m: &[f32], p:
     // Columns: zs[i][b] = Σ_a Aᵀ[i][a] m[(a, b)]; then rows: y[i][j] = Σ_b Aᵀ[j][b] zs[i][b].
     for b in 0..6 {
         lanes(
-            &m[(b * rows + r) * TW..],
-            6 * rows * TW,
+            &m[(b * rows + r) * ctx.ld + ctx.off..],
+            6 * rows * ctx.ld,
             &mut zs[b * TW..],
             6 * TW,
             at,
