@@ -16,7 +16,7 @@
 //! a block of tiles are 36 GEMMs (`[cout_w, cin_w] x [cin_w, tiles]`) by the `gemm` crate.
 //!
 //! The transforms (points 0, ±1, ±2, ∞) amplify rounding: on the test shapes the error is at most
-//! 1.7e-6 of an output's `Σ|w·x|` and 7e-6 of the largest output, within the
+//! 1.7e-6 of an output's `Σ|w·x|` and 8e-6 of the largest output, within the
 //! Fast path's tolerance; nothing that decides a probability table runs here.
 
 use rayon::prelude::*;
