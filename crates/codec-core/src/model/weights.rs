@@ -486,8 +486,11 @@ impl FileBytes {
 fn read_file(path: &Path) -> std::io::Result<FileBytes> {
     const HUGE: usize = 2 << 20;
     let mut file = std::fs::File::open(path)?;
+    // Above 256 MiB (no model is near it) `std::fs::read`, whose allocation failure is an error
+    // rather than an abort.
+    const MAX: usize = 256 << 20;
     let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
-    if len < HUGE {
+    if !(HUGE..=MAX).contains(&len) {
         let buf = std::fs::read(path)?;
         let len = buf.len();
         return Ok(FileBytes { buf, start: 0, len });
