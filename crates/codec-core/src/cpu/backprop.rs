@@ -108,12 +108,7 @@ impl DiffNet {
                     }
                     assert_eq!(beta.len(), c, "GDN beta length does not match c");
                     DiffLayer::Gdn {
-                        fwd: GdnLayer {
-                            c,
-                            inverse: *inverse,
-                            beta: beta.clone(),
-                            gamma: gamma.clone(),
-                        },
+                        fwd: GdnLayer::new(c, *inverse, beta.clone(), gamma.clone()),
                         gamma_t,
                     }
                 }

@@ -367,9 +367,30 @@ pub struct GdnLayer {
     pub(crate) inverse: bool,
     pub(crate) beta: Vec<f32>,
     pub(crate) gamma: Vec<f32>,
+    /// `gamma` packed for the SIMD kernels' row blocks (AVX-512's, AVX2's), made at first use.
+    #[cfg(target_arch = "x86_64")]
+    packed: [OnceLock<Vec<f32>>; 2],
 }
 
 impl GdnLayer {
+    pub(crate) fn new(c: usize, inverse: bool, beta: Vec<f32>, gamma: Vec<f32>) -> GdnLayer {
+        GdnLayer {
+            c,
+            inverse,
+            beta,
+            gamma,
+            #[cfg(target_arch = "x86_64")]
+            packed: Default::default(),
+        }
+    }
+
+    /// `gamma` packed for row blocks of `rows` (the AVX-512 or the AVX2 kernel's).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn gamma_rows(&self, rows: usize) -> &[f32] {
+        let cell = &self.packed[usize::from(rows != super::gdn_simd::ROWS_AVX512)];
+        cell.get_or_init(|| super::gdn_simd::pack_gamma(&self.gamma, self.c, rows))
+    }
+
     /// Runs the layer.
     pub fn forward(&self, mut x: Tensor, math: Math) -> Tensor {
         assert_eq!(
@@ -428,12 +449,7 @@ impl CpuLayer {
             } => {
                 assert_eq!(beta.len(), *c, "GDN beta length does not match c");
                 assert_eq!(gamma.len(), c * c, "GDN gamma length does not match c*c");
-                CpuLayer::Gdn(GdnLayer {
-                    c: *c,
-                    inverse: *inverse,
-                    beta: beta.clone(),
-                    gamma: gamma.clone(),
-                })
+                CpuLayer::Gdn(GdnLayer::new(*c, *inverse, beta.clone(), gamma.clone()))
             }
             Layer::LeakyRelu { slope } => CpuLayer::LeakyRelu { slope: *slope },
         }

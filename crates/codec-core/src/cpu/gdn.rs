@@ -254,7 +254,7 @@ unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: us
     assert_eq!(c, g.c, "GDN input has {c} channels, layer expects {}", g.c);
     #[cfg(target_arch = "x86_64")]
     {
-        use super::gdn_simd::{pack_gamma, tile_avx2, tile_avx512, Tile, BLOCK};
+        use super::gdn_simd::{tile_avx2, tile_avx512, Tile, BLOCK};
         use super::gdn_simd::{ROWS_AVX2, ROWS_AVX512};
         use super::has_avx512;
         let build = if has_avx512() && c.is_multiple_of(ROWS_AVX512) {
@@ -265,7 +265,7 @@ unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: us
             None
         };
         if let Some(rows) = build {
-            let gamma = pack_gamma(&g.gamma, c, rows);
+            let gamma = g.gamma_rows(rows);
             let pt = gdn_tile_width(c, plane).div_ceil(BLOCK) * BLOCK;
             for_each_tile(plane, c, pt, |p0, n| {
                 with_scratch(n.div_ceil(BLOCK) * BLOCK * c, |sq| {
@@ -277,7 +277,7 @@ unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: us
                         n,
                         c,
                         beta: &g.beta,
-                        gamma: &gamma,
+                        gamma,
                         inverse: g.inverse,
                     };
                     // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task (the

@@ -27,7 +27,8 @@ pub(super) fn pack_gamma(gamma: &[f32], c: usize, rows: usize) -> Vec<f32> {
 }
 
 /// One task's pixels `[p0, p0 + n)` of a `c x plane` GDN from `src` to `dst` (the same tensor or
-/// two that do not overlap), with `gamma` packed by [`pack_gamma`] for the build's row block.
+/// two that do not overlap), with `gamma` packed by [`pack_gamma`] for the build's row block
+/// (once per layer, `GdnLayer::gamma_rows`).
 pub(super) struct Tile<'a> {
     pub src: SendPtr,
     pub dst: SendPtr,
