@@ -253,16 +253,16 @@ impl<'a, 'b> Reader<'a, 'b> {
             .into_iter()
             .filter(|n| n.ends_with(".weight"))
             .collect();
-        let mut r = Reader {
+        let bare = Reader {
             st,
             weights: HashMap::new(),
         };
         // A tensor that fails here is read again, and its error reported, where a net asks for it.
-        r.weights = names
+        let weights = names
             .par_iter()
-            .filter_map(|&n| Some((n.to_string(), r.convert(n).ok()?)))
+            .filter_map(|&n| Some((n.to_string(), bare.convert(n).ok()?)))
             .collect();
-        r
+        Reader { st, weights }
     }
 
     fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>, ModelError> {
