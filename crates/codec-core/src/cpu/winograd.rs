@@ -166,8 +166,8 @@ impl Winograd {
         };
         // `G w' Gᵀ` of the 3x3 kernels `w'[q][c']` of the correlation (zero where no tap lands),
         // one sink channel per task, each step a loop over the source channels (a cold start pays
-        // for this at the layer's first run). In f32: the result is rounded to f32 anyway, and an
-        // f64 transform took a one-shot compress several milliseconds.
+        // for this at the layer's first run). In f32: the result is rounded to f32 anyway, and
+        // twice the lanes took mbt2018-mean-msssim's encoder from 4.5-6 to 3.5-4.5 ms.
         let tap_of = |j: isize| (j - lo) as usize;
         let g32 = G.map(|row| row.map(|v| v as f32));
         // `dst[c] = Σ_a k[a] rows[a][c]` over the source channels.
