@@ -81,6 +81,13 @@ impl Transform {
     }
 
     /// Output shape for an input shape.
+    /// Packs the CPU net's weights now (a GPU transform uploaded its own when it was made).
+    pub fn pack_cpu(&self) {
+        if let Transform::Cpu(c) = self {
+            c.pack();
+        }
+    }
+
     pub fn output_shape(&self, shape: (usize, usize, usize)) -> (usize, usize, usize) {
         match self {
             Transform::Cpu(c) => c.output_shape(shape),

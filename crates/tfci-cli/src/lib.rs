@@ -122,13 +122,15 @@ pub fn read_family(registry: &Registry, entry: &codec_core::model::FamilyEntry) 
 /// encoder decodes its first image there), then the transforms prepared on the backend: a one-shot
 /// call would otherwise wait for each in turn (listing the GPU adapters takes tens of
 /// milliseconds where a Vulkan driver loads, reading a model 10-20, decoding a Kodak PNG about 6).
-/// Errors come in the order of the serial calls: the backend's, then the model's.
+/// `then` runs on the loaded codec while `also` may still run (the encoder packs its weights
+/// there). Errors come in the order of the serial calls: the backend's, then the model's.
 pub fn start<T: Send>(
     common: &Common,
     registry: &Registry,
     entry: &codec_core::model::FamilyEntry,
     reporter: &Reporter,
     also: impl FnOnce() -> T + Send,
+    then: impl FnOnce(&codec_core::Codec),
 ) -> (Result<codec_core::Codec>, T) {
     std::thread::scope(|s| {
         let also = s.spawn(also);
@@ -137,6 +139,9 @@ pub fn start<T: Send>(
         let read = joined(read);
         let loaded =
             backend.and_then(|backend| prepare_codec(registry, entry, read, &backend, reporter));
+        if let Ok(codec) = &loaded {
+            then(codec);
+        }
         (loaded, joined(also))
     })
 }

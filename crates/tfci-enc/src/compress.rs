@@ -83,9 +83,15 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     }
     // The first input is read and decoded while the model loads (used after its output check).
     let first = jobs.first().map(|job| &job.input);
-    let (loaded, mut first) = tfci_cli::start(common, registry, entry, &reporter, || {
-        first.map(read_image_of)
-    });
+    // The weights are packed while that image still decodes.
+    let (loaded, mut first) = tfci_cli::start(
+        common,
+        registry,
+        entry,
+        &reporter,
+        || first.map(read_image_of),
+        codec_core::Codec::prepare_compress,
+    );
     let codec = loaded?;
     let request = tfci_cli::rate::Request {
         target_bpp: args.target_bpp,

@@ -73,7 +73,7 @@ pub(super) fn split_h_s(h_s: &Net, m: usize) -> Result<(Net, Net, Net)> {
             k,
             stride,
             transposed: false,
-            weight: weight[lo * per_out..(lo + m) * per_out].into(),
+            weight: weight.slice(lo * per_out..(lo + m) * per_out),
             bias: bias.as_ref().map(|b| b[lo..lo + m].to_vec()),
         })],
     };

@@ -18,13 +18,13 @@
 //! Taps of a phase are always listed by ascending kernel index `kk`, which fixes the summation
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use super::exact::ExactConv;
 use super::gdn;
 use super::gemm::FastConv;
 use super::Math;
-use crate::model::graph::{conv_out_hw, Layer, Net};
+use crate::model::graph::{conv_out_hw, Layer, Net, Weights};
 use crate::tensor::Tensor;
 use crate::tiling::{BackendError, Geometry, PreparedNet};
 
@@ -258,7 +258,7 @@ pub struct ConvLayer {
     pub(crate) geom: ConvGeom,
     /// PyTorch layout (`[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed), shared with
     /// the model's [`Net`] (kept for the arithmetic that is packed on demand).
-    weight: Arc<[f32]>,
+    weight: Weights,
     bias: Option<Vec<f32>>,
     fast: OnceLock<FastConv>,
     exact: OnceLock<ExactConv>,
@@ -267,7 +267,7 @@ pub struct ConvLayer {
 impl ConvLayer {
     fn new(
         geom: ConvGeom,
-        weight: &Arc<[f32]>,
+        weight: &Weights,
         bias: Option<&Vec<f32>>,
         math: Option<Math>,
     ) -> ConvLayer {
@@ -282,7 +282,7 @@ impl ConvLayer {
         }
         let layer = ConvLayer {
             geom,
-            weight: Arc::clone(weight),
+            weight: weight.clone(),
             bias: bias.cloned(),
             fast: OnceLock::new(),
             exact: OnceLock::new(),
@@ -304,9 +304,28 @@ impl ConvLayer {
         }
     }
 
-    /// PyTorch weight `w[co, ci, ky, kx]` (or `w[ci, co, ky, kx]` for transposed convs).
-    #[inline]
-    pub(crate) fn w(&self, co: usize, ci: usize, ky: usize, kx: usize) -> f32 {
+    /// The weights in PyTorch's layout from value `start` on, into `dst`: the packers read them
+    /// a block at a time (whole output channels of a `Conv2d`, whole input channels of a
+    /// `ConvTranspose2d`: contiguous runs), converted from the file's halves as they go.
+    pub(crate) fn read_weights(&self, start: usize, dst: &mut [f32]) {
+        self.weight.read_into(start, dst);
+    }
+
+    /// The whole weight tensor in f32, for packers whose reads stride across it (converted for
+    /// the call where the weights are still the file's halves).
+    pub(crate) fn weights_f32(&self) -> std::borrow::Cow<'_, [f32]> {
+        self.weight.to_f32()
+    }
+
+    /// Output channel `co`'s weights: from `all` (the whole tensor, [`ConvLayer::weights_f32`])
+    /// where given, else read into `block` (`cin * k * k` values), which only a `Conv2d` allows
+    /// (its output channel is one contiguous run).
+    pub(crate) fn out_channel<'a>(
+        &self,
+        co: usize,
+        block: &'a mut [f32],
+        all: Option<&'a [f32]>,
+    ) -> OutChannel<'a> {
         let ConvGeom {
             cin,
             cout,
@@ -314,12 +333,41 @@ impl ConvLayer {
             transposed,
             ..
         } = self.geom;
-        let idx = if transposed {
-            ((ci * cout + co) * k + ky) * k + kx
-        } else {
-            ((co * cin + ci) * k + ky) * k + kx
-        };
-        self.weight[idx]
+        let kk = k * k;
+        match all {
+            Some(data) if transposed => OutChannel {
+                data,
+                off: co * kk,
+                ci_stride: cout * kk,
+                k,
+            },
+            Some(data) => OutChannel {
+                data,
+                off: co * cin * kk,
+                ci_stride: kk,
+                k,
+            },
+            None => {
+                assert!(!transposed, "a transposed layer's channels need the whole tensor");
+                self.read_weights(co * cin * kk, block);
+                OutChannel {
+                    data: block,
+                    off: 0,
+                    ci_stride: kk,
+                    k,
+                }
+            }
+        }
+    }
+
+    /// Calls `f(co, w)` for every output channel in order: a `Conv2d`'s channels read a block at
+    /// a time, a `ConvTranspose2d`'s from one conversion of the whole tensor.
+    pub(crate) fn for_each_out_channel(&self, mut f: impl FnMut(usize, &OutChannel<'_>)) {
+        let all = self.geom.transposed.then(|| self.weights_f32());
+        let mut block = vec![0.0f32; self.geom.cin * self.geom.k * self.geom.k];
+        for co in 0..self.geom.cout {
+            f(co, &self.out_channel(co, &mut block, all.as_deref()));
+        }
     }
 
     /// Whether [`Math::Fast`] runs this layer by Winograd's F(4x4, 3x3).
@@ -356,6 +404,21 @@ impl ConvLayer {
             Math::Fast => self.fast().run(&self.geom, self.bias(), x, buf),
             Math::Exact => self.exact().run(&self.geom, self.bias(), x, buf),
         }
+    }
+}
+
+/// One output channel's weights, `w(ci, ky, kx)` (see [`ConvLayer::out_channel`]).
+pub(crate) struct OutChannel<'a> {
+    data: &'a [f32],
+    off: usize,
+    ci_stride: usize,
+    k: usize,
+}
+
+impl OutChannel<'_> {
+    #[inline]
+    pub(crate) fn w(&self, ci: usize, ky: usize, kx: usize) -> f32 {
+        self.data[self.off + ci * self.ci_stride + ky * self.k + kx]
     }
 }
 
@@ -514,6 +577,17 @@ impl CpuNet {
             geometry: Geometry::of(net),
             spare: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Packs every convolution's weights for [`CpuNet::math`] now, on all threads (else each
+    /// layer packs its own at its first run).
+    pub fn pack(&self) {
+        use rayon::prelude::*;
+        self.layers.par_iter().for_each(|l| {
+            if let CpuLayer::Conv(c) = l {
+                c.ensure(self.math);
+            }
+        });
     }
 
     /// The net's name.

@@ -84,27 +84,60 @@ impl ExactConv {
     pub fn prepare(layer: &ConvLayer) -> ExactConv {
         let g = &layer.geom;
         let cout_pad = g.cout.div_ceil(CO) * CO;
-        let phases = g
+        let mut phases: Vec<ExactPhase> = g
             .phases
             .iter()
-            .map(|ph| {
-                let taps = ph.taps();
-                let mut w = vec![0.0f32; g.cin * taps * cout_pad];
+            .map(|ph| ExactPhase {
+                w: vec![0.0f32; g.cin * ph.taps() * cout_pad],
+                taps: ph.taps(),
+            })
+            .collect();
+        // Packed rows run over the output channels: a `ConvTranspose2d`'s input channel is one
+        // contiguous run of its weights (`[cout, k, k]`), read whole; a `Conv2d` is read
+        // `CO` output channels at a time, so the writes stay `CO` values long.
+        let (k, kk) = (g.k, g.k * g.k);
+        // Kernel tap `t = ky * k + kx` is tap `slot[t]` of phase `phase[t]` (each tap belongs to
+        // exactly one phase).
+        let mut phase = vec![usize::MAX; kk];
+        let mut slot = vec![0; kk];
+        for (p, ph) in g.phases.iter().enumerate() {
+            for (a, ty) in ph.ty.iter().enumerate() {
+                for (b, tx) in ph.tx.iter().enumerate() {
+                    phase[ty.k * k + tx.k] = p;
+                    slot[ty.k * k + tx.k] = a * ph.tx.len() + b;
+                }
+            }
+        }
+        let mut put = |ci: usize, co: usize, t: usize, v: f32| {
+            if let Some(ep) = phases.get_mut(phase[t]) {
+                ep.w[(ci * ep.taps + slot[t]) * cout_pad + co] = v;
+            }
+        };
+        if g.transposed {
+            let mut block = vec![0.0f32; g.cout * kk];
+            for ci in 0..g.cin {
+                layer.read_weights(ci * g.cout * kk, &mut block);
+                for t in 0..kk {
+                    for co in 0..g.cout {
+                        put(ci, co, t, block[co * kk + t]);
+                    }
+                }
+            }
+        } else {
+            let mut block = vec![0.0f32; CO * g.cin * kk];
+            for co0 in (0..g.cout).step_by(CO) {
+                let n = CO.min(g.cout - co0);
+                let block = &mut block[..n * g.cin * kk];
+                layer.read_weights(co0 * g.cin * kk, block);
                 for ci in 0..g.cin {
-                    let mut t = 0;
-                    for ty in &ph.ty {
-                        for tx in &ph.tx {
-                            let dst = &mut w[(ci * taps + t) * cout_pad..][..g.cout];
-                            for (co, d) in dst.iter_mut().enumerate() {
-                                *d = layer.w(co, ci, ty.k, tx.k);
-                            }
-                            t += 1;
+                    for t in 0..kk {
+                        for j in 0..n {
+                            put(ci, co0 + j, t, block[(j * g.cin + ci) * kk + t]);
                         }
                     }
                 }
-                ExactPhase { w, taps }
-            })
-            .collect();
+            }
+        }
         ExactConv { phases, cout_pad }
     }
 

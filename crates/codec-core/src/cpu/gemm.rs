@@ -145,15 +145,13 @@ impl FastConv {
         if g.transposed && g.cout <= COL2IM_MAX_COUT {
             let k = g.k;
             let mut w = Vec::with_capacity(g.cout * k * k * g.cin);
-            for co in 0..g.cout {
+            layer.for_each_out_channel(|_, ch| {
                 for ky in 0..k {
                     for kx in 0..k {
-                        for ci in 0..g.cin {
-                            w.push(layer.w(co, ci, ky, kx));
-                        }
+                        w.extend((0..g.cin).map(|ci| ch.w(ci, ky, kx)));
                     }
                 }
-            }
+            });
             return FastConv {
                 kind: FastKind::Col2im { w },
             };
@@ -163,32 +161,33 @@ impl FastConv {
                 kind: FastKind::Winograd(w),
             };
         }
-        let phases = g
+        let bias = layer.bias().filter(|_| g.up() == 1);
+        let mut phases: Vec<FastPhase> = g
             .phases
             .iter()
             .map(|ph| {
-                let bias = layer.bias().filter(|_| g.up() == 1);
                 let kdim = g.cin * ph.taps() + usize::from(bias.is_some());
-                let mut w = Vec::with_capacity(g.cout * kdim);
-                for co in 0..g.cout {
-                    for ci in 0..g.cin {
-                        for ty in &ph.ty {
-                            for tx in &ph.tx {
-                                w.push(layer.w(co, ci, ty.k, tx.k));
-                            }
-                        }
-                    }
-                    if let Some(b) = bias {
-                        w.push(b[co]);
-                    }
-                }
                 FastPhase {
-                    w,
+                    w: Vec::with_capacity(g.cout * kdim),
                     kdim,
                     bias_row: bias.is_some(),
                 }
             })
             .collect();
+        layer.for_each_out_channel(|co, ch| {
+            for (ph, fp) in g.phases.iter().zip(&mut phases) {
+                for ci in 0..g.cin {
+                    for ty in &ph.ty {
+                        for tx in &ph.tx {
+                            fp.w.push(ch.w(ci, ty.k, tx.k));
+                        }
+                    }
+                }
+                if let Some(b) = bias {
+                    fp.w.push(b[co]);
+                }
+            }
+        });
         FastConv {
             kind: FastKind::Phases(phases),
         }

@@ -176,10 +176,17 @@ impl Winograd {
                 *d = k[0] * r0 + k[1] * r1 + k[2] * r2;
             }
         };
+        // A `Conv2d`'s output channel is one contiguous run of its weights, read per task; a
+        // `ConvTranspose2d`'s is strided, so its weights are converted whole first.
+        let all = g.transposed.then(|| layer.weights_f32());
         let mut u = zeroed(36 * cout_w * cin_w);
         u.par_chunks_mut(36 * cin_w).enumerate().for_each_init(
-            || vec![0.0f32; 27 * cin_w],
-            |buf, (q, uq)| {
+            || (vec![0.0f32; 27 * cin_w], vec![0.0f32; g.cin * k * k]),
+            |(buf, block), (q, uq)| {
+                // The weights of the output channel sink `q` belongs to.
+                let co = if g.transposed { q / (s * s) } else { q };
+                let ch = layer.out_channel(co, block, all.as_deref());
+                let w = |ci: usize, ky: usize, kx: usize| ch.w(ci, ky, kx);
                 // w3[a][b][c'], then t[xa][b][c'] = Σ_a G[xa][a] w3[a][b][c'].
                 let (w3, t) = buf.split_at_mut(9 * cin_w);
                 w3.fill(0.0);
@@ -191,13 +198,13 @@ impl Winograd {
                             // Sink q = (co, ry, rx) reads every source c' = ci.
                             if q % (s * s) == phase {
                                 for (ci, v) in row.iter_mut().enumerate() {
-                                    *v = layer.w(q / (s * s), ci, ky, kx);
+                                    *v = w(ci, ky, kx);
                                 }
                             }
                         } else {
                             // Source c' = (ci, ry, rx) feeds sink q = co.
                             for ci in 0..g.cin {
-                                row[ci * s * s + phase] = layer.w(q, ci, ky, kx);
+                                row[ci * s * s + phase] = w(ci, ky, kx);
                             }
                         }
                     }

@@ -4,7 +4,7 @@
 //! GDN `gamma[i, j]` with row `i` the output channel) so the exporter writes them untouched and a
 //! backend repacks them once when it prepares a model.
 
-use std::sync::Arc;
+pub use super::lazy_weights::Weights;
 
 /// `Conv2d(cin, cout, k, stride, padding=k/2)` (output `ceil(in / stride)`), or with `transposed`
 /// `ConvTranspose2d(cin, cout, k, stride, padding=k/2, output_padding=stride-1)` (output `stride * in`).
@@ -16,9 +16,9 @@ pub struct Conv {
     pub stride: usize,
     pub transposed: bool,
     /// `[cout, cin, k, k]`, or `[cin, cout, k, k]` when transposed (PyTorch's layouts); shared
-    /// with the CPU backend's prepared layers rather than copied (a cold start faults in every
-    /// page of every copy).
-    pub weight: Arc<[f32]>,
+    /// with the CPU backend's prepared layers rather than copied, and kept as the file's halves
+    /// until a layer packs them (see [`Weights`]).
+    pub weight: Weights,
     /// `[cout]`
     pub bias: Option<Vec<f32>>,
 }
@@ -106,7 +106,7 @@ impl Net {
             .iter()
             .map(|l| match l {
                 Layer::Conv(c) => Layer::Conv(Conv {
-                    weight: Arc::from([]),
+                    weight: Weights::from(Vec::new()),
                     bias: None,
                     ..*c
                 }),

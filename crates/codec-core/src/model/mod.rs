@@ -6,6 +6,7 @@
 pub mod architecture;
 mod decoder_id;
 pub mod graph;
+mod lazy_weights;
 mod manifest;
 mod weights;
 

@@ -5,13 +5,11 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use super::architecture::{Architecture, Op};
-use super::graph::{Conv, Layer, Net};
+use super::graph::{Conv, Layer, Net, Weights};
 use super::{FamilyEntry, ModelError};
 
 /// Integer CDF rows as CompressAI's `update()` stores them (`_quantized_cdf`, `_cdf_length`, `_offset`).
@@ -79,16 +77,16 @@ pub struct Family {
 
 pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError> {
     let path = dir.join(&entry.file);
-    let buf = read_file(&path).map_err(|source| ModelError::Io {
+    let buf = Arc::new(read_file(&path).map_err(|source| ModelError::Io {
         path: path.clone(),
         source,
-    })?;
+    })?);
     let bytes = buf.bytes();
     // The checksum on one core while the other parses (a cold start waits for both); a file that
     // fails the checksum is refused whatever its parse gave.
     let (actual, parsed) = rayon::join(
         || hex(&Sha256::digest(bytes)),
-        || parse(&path, entry, bytes),
+        || parse(&path, entry, &buf),
     );
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
         return Err(ModelError::Checksum {
@@ -100,8 +98,10 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
     parsed
 }
 
-/// The family in `bytes`, `entry`'s file at `path` (whose checksum the caller checks).
-fn parse(path: &Path, entry: &FamilyEntry, bytes: &[u8]) -> Result<Family, ModelError> {
+/// The family in `file`, `entry`'s file at `path` (whose checksum the caller checks); its
+/// convolutions' weights stay in `file` until a layer reads them.
+fn parse(path: &Path, entry: &FamilyEntry, file: &Arc<FileBytes>) -> Result<Family, ModelError> {
+    let bytes = file.bytes();
     let path = path.to_path_buf();
     let st_err = |e: safetensors::SafeTensorError| ModelError::Safetensors {
         path: path.clone(),
@@ -110,7 +110,7 @@ fn parse(path: &Path, entry: &FamilyEntry, bytes: &[u8]) -> Result<Family, Model
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(st_err)?;
     let meta: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
     let st = SafeTensors::deserialize(bytes).map_err(st_err)?;
-    let r = Reader::new(&st);
+    let r = Reader { st: &st, file };
 
     let architecture = Architecture::parse(&entry.architecture)?;
     let meta_arch = meta
@@ -241,30 +241,11 @@ impl Family {
 
 struct Reader<'a, 'b> {
     st: &'a SafeTensors<'b>,
-    /// The convolutions' weights, converted to f32 up front on all threads (the bulk of a load's
-    /// work); the nets then take them from here as they check the shapes in order.
-    weights: HashMap<String, (Arc<[f32]>, Vec<usize>)>,
+    /// The bytes `st` reads, shared with the convolutions' [`Weights`].
+    file: &'a Arc<FileBytes>,
 }
 
-impl<'a, 'b> Reader<'a, 'b> {
-    fn new(st: &'a SafeTensors<'b>) -> Self {
-        let names: Vec<&str> = st
-            .names()
-            .into_iter()
-            .filter(|n| n.ends_with(".weight"))
-            .collect();
-        let bare = Reader {
-            st,
-            weights: HashMap::new(),
-        };
-        // A tensor that fails here is read again, and its error reported, where a net asks for it.
-        let weights = names
-            .par_iter()
-            .filter_map(|&n| Some((n.to_string(), bare.convert(n).ok()?)))
-            .collect();
-        Reader { st, weights }
-    }
-
+impl Reader<'_, '_> {
     fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>, ModelError> {
         self.st
             .tensor(name)
@@ -275,53 +256,39 @@ impl<'a, 'b> Reader<'a, 'b> {
         self.st.tensor(name).is_ok()
     }
 
-    /// A float tensor (F32 or F16) of any shape, with its shape (shared with the nets: the
-    /// convolutions' weights are kept as they are, never copied again).
-    fn floats(&self, name: &str) -> Result<(Arc<[f32]>, Vec<usize>), ModelError> {
-        match self.weights.get(name) {
-            Some((w, s)) => Ok((Arc::clone(w), s.clone())),
-            None => self.convert(name),
-        }
-    }
-
-    /// [`Reader::floats`] from the file's bytes, built in place in its shared allocation.
-    fn convert(&self, name: &str) -> Result<(Arc<[f32]>, Vec<usize>), ModelError> {
+    /// A float tensor (F32 or F16) of any shape, with its shape, as [`Weights`]: F16 ones stay
+    /// in the file's bytes until read (checked finite now), F32 ones are converted now.
+    fn weights(&self, name: &str) -> Result<(Weights, Vec<usize>), ModelError> {
         let v = self.view(name)?;
         let data = v.data();
-        let values: Arc<[f32]> = match v.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
+        let weights = match v.dtype() {
+            Dtype::F32 => finite(
+                name,
+                data.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect::<Vec<f32>>(),
+            )?
+            .into(),
             Dtype::F16 => {
-                // The slice conversion runs F16C's 8-wide instruction where the CPU has it (a
-                // value at a time checked for it on every call); the same exact values. The
-                // file's bytes are read in place when they are aligned little-endian halves
-                // (safetensors aligns its tensors), else copied once.
-                let mut out: Arc<[f32]> = std::iter::repeat_n(0.0f32, data.len() / 2).collect();
-                // A fresh `Arc` is unique, so `get_mut` always gives the slice.
-                if let Some(dst) = Arc::get_mut(&mut out) {
-                    match halves_in_place(data) {
-                        Some(halves) => halves.convert_to_f32_slice(dst),
-                        None => {
-                            let halves: Vec<half::f16> = data
-                                .chunks_exact(2)
-                                .map(|b| half::f16::from_le_bytes([b[0], b[1]]))
-                                .collect();
-                            halves.convert_to_f32_slice(dst);
-                        }
-                    }
-                }
-                out
+                // `data` lies inside the file's bytes (safetensors views borrow them).
+                let start = data.as_ptr() as usize - self.file.bytes().as_ptr() as usize;
+                let file: Arc<dyn AsRef<[u8]> + Send + Sync> = self.file.clone();
+                Weights::from_halves(file, start, data.len() / 2)
+                    .map_err(|e| bad(name, e.0.into()))?
             }
             other => return Err(bad(name, format!("dtype {other:?}, expected F32 or F16"))),
         };
-        Ok((values, v.shape().to_vec()))
+        Ok((weights, v.shape().to_vec()))
+    }
+
+    /// A float tensor of any shape in f32 (small ones: biases, GDN's parameters, gains).
+    fn floats(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
+        let (w, s) = self.weights(name)?;
+        Ok((w.to_vec(), s))
     }
 
     fn f32s(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
         let (v, s) = self.floats(name)?;
-        let v = v.to_vec();
         if s != shape {
             return Err(bad(name, format!("shape {s:?}, expected {shape:?}")));
         }
@@ -353,7 +320,7 @@ impl<'a, 'b> Reader<'a, 'b> {
             let layer = match *op {
                 Op::Conv { idx, k, stride } | Op::Deconv { idx, k, stride } => {
                     let name = format!("{prefix}.{idx}.weight");
-                    let (weight, s) = self.floats(&name)?;
+                    let (weight, s) = self.weights(&name)?;
                     let transposed = matches!(op, Op::Deconv { .. });
                     // Conv2d [cout, cin, k, k]; ConvTranspose2d [cin, cout, k, k].
                     let (wi, wo) = if transposed { (0, 1) } else { (1, 0) };
@@ -372,7 +339,7 @@ impl<'a, 'b> Reader<'a, 'b> {
                     } else {
                         None
                     };
-                    let (cin, weight) = (c, finite(&name, weight)?);
+                    let cin = c;
                     c = cout;
                     Layer::Conv(Conv {
                         cin,
@@ -479,6 +446,12 @@ impl FileBytes {
     }
 }
 
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// Reads `path` into a fresh buffer whose whole 2 MiB pages ask for transparent huge pages before
 /// the read touches them: a model file is megabytes, and faulting its copy in 4 KiB pages (each
 /// zeroed by the kernel) took most of the 5-9 ms its read took on a cold start. The buffer is
@@ -506,15 +479,6 @@ fn read_file(path: &Path) -> std::io::Result<FileBytes> {
         return Ok(FileBytes { buf, start: 0, len });
     }
     Ok(FileBytes { buf, start, len })
-}
-
-/// `data` as f16 values without a copy, where its layout allows (little-endian, 2-byte aligned).
-fn halves_in_place(data: &[u8]) -> Option<&[half::f16]> {
-    if cfg!(target_endian = "little") {
-        bytemuck::try_cast_slice(data).ok()
-    } else {
-        None
-    }
 }
 
 fn finite<V: AsRef<[f32]>>(name: &str, v: V) -> Result<V, ModelError> {
