@@ -5,6 +5,8 @@
 mod args;
 mod files;
 mod jobs;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod huge_alloc;
 mod memory;
 pub mod rate;
 mod report;
@@ -16,6 +18,8 @@ pub use files::{
     Output, WriteGuard,
 };
 pub use jobs::{plan, run_jobs, Job};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use huge_alloc::HugePageAlloc;
 pub use memory::keep_freed_memory;
 pub use report::{exit_code, format_bytes, out, report, say, Reporter, Totals};
 pub use search::{search, Axis, Found, Point};

@@ -181,6 +181,11 @@ fn decompress_one(
     Ok(())
 }
 
+/// Large blocks in aligned huge-page mappings (see `tfci_cli::HugePageAlloc`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOC: tfci_cli::HugePageAlloc = tfci_cli::HugePageAlloc;
+
 fn main() -> ExitCode {
     tfci_cli::prepare_environment();
     tfci_cli::exit_code(run(Cli::parse()))
