@@ -48,7 +48,7 @@ fn mapped_len(size: usize) -> Option<usize> {
 fn take_cached(len: usize) -> Option<*mut u8> {
     let mut cache = CACHE.lock().ok()?;
     let slot = cache.iter_mut().find(|(_, l)| *l == len)?;
-    let addr = std::mem::replace(slot, (0, 0)).0;
+    let addr = std::mem::take(slot).0;
     Some(addr as *mut u8)
 }
 
@@ -204,7 +204,9 @@ mod tests {
             let p = a.alloc_zeroed(big);
             assert!(!p.is_null());
             assert_eq!(p as usize % HUGE, 0);
-            assert!(std::slice::from_raw_parts(p, big.size()).iter().all(|&b| b == 0));
+            assert!(std::slice::from_raw_parts(p, big.size())
+                .iter()
+                .all(|&b| b == 0));
             ptr::write_bytes(p, 7, big.size());
             // Grow within the mapping, then past it, then down to a small block.
             let p = a.realloc(p, big, 3 * HUGE + 200);
@@ -223,7 +225,9 @@ mod tests {
             a.dealloc(p, two);
             // The freed mapping of that length comes back, zeroed again.
             let q = a.alloc_zeroed(two);
-            assert!(std::slice::from_raw_parts(q, two.size()).iter().all(|&b| b == 0));
+            assert!(std::slice::from_raw_parts(q, two.size())
+                .iter()
+                .all(|&b| b == 0));
             a.dealloc(q, two);
         }
     }

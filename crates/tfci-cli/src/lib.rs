@@ -4,9 +4,9 @@
 
 mod args;
 mod files;
-mod jobs;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod huge_alloc;
+mod jobs;
 mod memory;
 pub mod rate;
 mod report;
@@ -17,9 +17,9 @@ pub use files::{
     check_output, decode_image, png_bytes, read_image, read_input, write_output, Clobber, Input,
     Output, WriteGuard,
 };
-pub use jobs::{plan, run_jobs, Job};
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub use huge_alloc::HugePageAlloc;
+pub use jobs::{plan, run_jobs, Job};
 pub use memory::keep_freed_memory;
 pub use report::{exit_code, format_bytes, out, report, say, Reporter, Totals};
 pub use search::{search, Axis, Found, Point};

@@ -348,7 +348,10 @@ impl ConvLayer {
                 k,
             },
             None => {
-                assert!(!transposed, "a transposed layer's channels need the whole tensor");
+                assert!(
+                    !transposed,
+                    "a transposed layer's channels need the whole tensor"
+                );
                 self.read_weights(co * cin * kk, block);
                 OutChannel {
                     data: block,

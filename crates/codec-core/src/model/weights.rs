@@ -84,10 +84,8 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
     let bytes = buf.bytes();
     // The checksum on one core while the other parses (a cold start waits for both); a file that
     // fails the checksum is refused whatever its parse gave.
-    let (actual, parsed) = rayon::join(
-        || hex(&Sha256::digest(bytes)),
-        || parse(&path, entry, &buf),
-    );
+    let (actual, parsed) =
+        rayon::join(|| hex(&Sha256::digest(bytes)), || parse(&path, entry, &buf));
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
         return Err(ModelError::Checksum {
             path,
