@@ -83,8 +83,10 @@ impl Transform {
     /// Output shape for an input shape.
     /// Packs the CPU net's weights now (a GPU transform uploaded its own when it was made).
     pub fn pack_cpu(&self) {
-        if let Transform::Cpu(c) = self {
-            c.pack();
+        match self {
+            Transform::Cpu(c) => c.pack(),
+            #[cfg(feature = "gpu")]
+            Transform::Gpu(_) => {}
         }
     }
 
