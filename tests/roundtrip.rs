@@ -154,3 +154,49 @@ fn rate_parameter_round_trips() {
         Err(codec_core::Error::NoRdParameter { .. })
     ));
 }
+
+/// The convolutions' weights reach the packers either as the file's halves, converted a block at a
+/// time, or already converted whole; and they are packed either before the first compress
+/// (`prepare_compress`) or at each layer's first run. Every way gives the same bytes and the same
+/// decoded image, for every shipped family.
+#[test]
+fn how_the_weights_are_converted_and_when_packed_changes_nothing() {
+    use codec_core::model::graph::Layer;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let registry = codec_core::model::Registry::open(&dir).expect("models/manifest.json");
+    let (w, h) = (67, 45);
+    let img = RgbImage {
+        width: w,
+        height: h,
+        data: (0..w * h * 3).map(|i| (i * 13 % 251) as u8).collect(),
+    };
+    let limits = Limits::default();
+    for entry in registry.families() {
+        let lazy = codec_core::Codec::new(registry.load(entry).expect("loads")).expect("prepares");
+        let family = registry.load(entry).expect("loads");
+        let nets = [&family.g_a, &family.g_s]
+            .into_iter()
+            .chain(family.h_a.as_ref())
+            .chain(family.h_s.as_ref());
+        for net in nets {
+            for layer in &net.layers {
+                if let Layer::Conv(c) = layer {
+                    // Converts the whole tensor now: the packers then read the f32 values.
+                    assert!(c.weight.iter().all(|v| v.is_finite()));
+                }
+            }
+        }
+        let converted = codec_core::Codec::new(family).expect("prepares");
+        converted.prepare_compress();
+        let level = entry.levels.div_ceil(2);
+        let a = lazy.compress(&img, level, &limits).expect("compress");
+        let b = converted.compress(&img, level, &limits).expect("compress");
+        assert_eq!(a, b, "{}: compressed bytes differ", entry.family);
+        let packed = Packed::from_bytes(&a).expect("parses");
+        let da = lazy.decompress_packed(&packed, &limits).expect("decodes");
+        let db = converted
+            .decompress_packed(&packed, &limits)
+            .expect("decodes");
+        assert_eq!(da.data, db.data, "{}: decoded images differ", entry.family);
+    }
+}

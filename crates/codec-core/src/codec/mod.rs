@@ -123,31 +123,19 @@ impl Codec {
         })
     }
 
-    /// Packs now the CPU weights that compressing reads, which each layer otherwise packs at its
-    /// first run. A process that has its model before its first image (a one-shot `tfci-enc`
-    /// still decoding its PNG) calls this to do that work beside the decoding instead of in the
-    /// first image's critical path.
+    /// Packs now the CPU weights that compressing reads (`g_a` and the hyperprior's nets), which
+    /// each layer otherwise packs at its first run. A process that has its model before its first
+    /// image (a one-shot `tfci-enc` still decoding its PNG) calls this to do that work beside the
+    /// decoding; the results are the same either way.
     pub fn prepare_compress(&self) {
-        self.pack(&self.g_a, true);
-    }
-
-    /// [`Codec::prepare_compress`] for decompressing.
-    pub fn prepare_decompress(&self) {
-        self.pack(&self.g_s, false);
-    }
-
-    /// Packs `g` and the hyperprior's nets (both directions run `h_s`; `h_a` only compressing).
-    fn pack(&self, g: &Transform, h_a: bool) {
         rayon::join(
-            || g.pack_cpu(),
+            || self.g_a.pack_cpu(),
             || {
                 if let Prior::Hyper(h) = &self.prior {
+                    h.h_a.pack_cpu();
                     h.h_s_body.pack();
                     h.h_s_scales.pack();
                     h.h_s_means.pack_cpu();
-                    if h_a {
-                        h.h_a.pack_cpu();
-                    }
                 }
             },
         );
