@@ -264,6 +264,29 @@ fn bench_ops(c: &mut Criterion) {
         }
         group.finish();
     }
+    // Packing a net's weights (what a process pays once, at a layer's first run or in
+    // `Codec::prepare_compress`): the Winograd transforms dominate.
+    for (name, net) in [
+        ("pack g_a N128/M192", g_a(128, 192)),
+        ("pack g_a N64/M96", g_a(64, 96)),
+        ("pack g_s N128/M192", g_s(128, 192)),
+    ] {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
+        let best = (0..best_of)
+            .map(|_| {
+                let cpu = CpuNet::prepare(&net, Math::Fast);
+                let t = Instant::now();
+                cpu.pack();
+                let dt = t.elapsed();
+                black_box(cpu);
+                dt
+            })
+            .min()
+            .unwrap_or(Duration::ZERO);
+        summary.push(format!("{name:48} {:8.2} ms", best.as_secs_f64() * 1e3));
+    }
     println!(
         "\nsummary (best of {best_of}, {} rayon threads):",
         rayon::current_num_threads()
