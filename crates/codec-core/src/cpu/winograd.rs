@@ -186,7 +186,6 @@ impl Winograd {
                 // The weights of the output channel sink `q` belongs to.
                 let co = if g.transposed { q / (s * s) } else { q };
                 let ch = layer.out_channel(co, block, all.as_deref());
-                let w = |ci: usize, ky: usize, kx: usize| ch.w(ci, ky, kx);
                 // w3[a][b][c'], then t[xa][b][c'] = Σ_a G[xa][a] w3[a][b][c'].
                 let (w3, t) = buf.split_at_mut(9 * cin_w);
                 w3.fill(0.0);
@@ -198,13 +197,13 @@ impl Winograd {
                             // Sink q = (co, ry, rx) reads every source c' = ci.
                             if q % (s * s) == phase {
                                 for (ci, v) in row.iter_mut().enumerate() {
-                                    *v = w(ci, ky, kx);
+                                    *v = ch.w(ci, ky, kx);
                                 }
                             }
                         } else {
                             // Source c' = (ci, ry, rx) feeds sink q = co.
                             for ci in 0..g.cin {
-                                row[ci * s * s + phase] = w(ci, ky, kx);
+                                row[ci * s * s + phase] = ch.w(ci, ky, kx);
                             }
                         }
                     }
