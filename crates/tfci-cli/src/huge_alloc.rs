@@ -11,8 +11,8 @@
 //!
 //! Smaller blocks, and everything outside Linux, go to the system allocator. Freed large mappings
 //! are kept for reuse by a block of the same mapped length (a batch codes images of one size, the
-//! encoder's search allocates the same buffers every iteration), a few at a time, and given back
-//! beyond that. The library and the Python module never install this: only `tfci-enc` and
+//! encoder's search allocates the same buffers every iteration), eight and 256 MiB at most, and
+//! given back beyond that. The library and the Python module never install this: only `tfci-enc` and
 //! `tfci-dec` (`#[global_allocator]` in their `main.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -25,8 +25,11 @@ const HUGE: usize = 2 << 20;
 /// The smallest block that gets its own mapping.
 const LARGE: usize = 1 << 20;
 
-/// Freed mappings kept for reuse.
+/// Freed mappings kept for reuse, at most this many ...
 const CACHED: usize = 8;
+
+/// ... and this many bytes in all (a batch of large images must not hold its largest blocks).
+const CACHED_BYTES: usize = 256 << 20;
 
 /// See the module docs.
 #[derive(Debug)]
@@ -57,6 +60,10 @@ fn keep(addr: *mut u8, len: usize) -> bool {
     let Ok(mut cache) = CACHE.lock() else {
         return false;
     };
+    let held: usize = cache.iter().map(|(_, l)| l).sum();
+    if held.saturating_add(len) > CACHED_BYTES {
+        return false;
+    }
     match cache.iter_mut().find(|(_, l)| *l == 0) {
         Some(slot) => {
             *slot = (addr as usize, len);
