@@ -1,12 +1,12 @@
-//! The binaries' global allocator on Linux: blocks of 2 MiB and more in their own mappings that
-//! start on a 2 MiB boundary and ask for transparent huge pages.
+//! The binaries' global allocator on Linux: blocks of 1 MiB and more in their own mappings that
+//! start on a 2 MiB boundary, rounded up to whole 2 MiB pages, and ask for transparent huge pages.
 //!
 //! A one-shot `tfci-enc compress` touches about 60 MB of fresh memory (the first activation alone
 //! is 25 MB at N = 64 on a Kodak image) and the kernel zeroes every page of it on first touch.
 //! glibc maps such blocks at addresses 16 bytes past a 4 KiB page, so even a block that asked for
 //! huge pages (`codec_core`'s activations do) is only partly backed by them, and the rest is faulted
 //! in 4 KiB at a time: on the development VM 0.45-0.52 ms per MB against 0.02-0.11 ms per MB for
-//! an aligned huge-page mapping (`docs/benchmarks.md`, "fresh memory"). A perf profile put a fifth
+//! an aligned huge-page mapping (`docs/benchmarks.md`, the one-shot section, "Huge-page mappings"). A perf profile put a fifth
 //! of a one-shot compress's CPU time in the kernel's page-fault and zeroing paths.
 //!
 //! Smaller blocks, and everything outside Linux, go to the system allocator. Freed large mappings
