@@ -7,7 +7,11 @@ For each shipped family at its middle level, interleaved over ``--rounds`` round
    its wall time, and from ``-v`` the model read, the preparation and the per-file time;
 2. warm: the codec benchmark (``crates/codec-core/benches/codec.rs``, the same compress in a process
    that has already compressed the image ``--warmup`` times: 8-bit RGB to ``.tfci`` bytes, no PNG,
-   no file), one process per round, its median over ``--runs``.
+   no file), one process per round, its median over ``--runs``;
+3. batch: one ``tfci-enc compress`` of ``--batch`` copies of the image (read, decode, compress and
+   write each); its wall minus the same round's one-shot over ``--batch`` - 1 is the CLI's time per
+   further image, so the one-shot minus that is the cold-start tax a batch pays once (the PNG
+   decode and the file write are in both, not in the warm compress).
 Every sample records the other processes' CPU share (``benchutil``); a contended one is retried and
 then flagged. The ratio is the median one-shot over the median warm. Stop training first.
 
@@ -43,11 +47,28 @@ def one_shot(exe: str, models: str, name: str, image: str, out: str) -> dict:
             "file_ms": float(per_file.group(1)) * 1e3}
 
 
+def batch(exe: str, models: str, name: str, copies: list, outdir: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([exe, "compress", "--model-dir", models, "--backend", "cpu", "-o", outdir, name, *copies],
+                   check=True, capture_output=True)
+    return (time.perf_counter() - t0) * 1e3
+
+
 def warm(bench: str, models: str, image: str, runs: int, warmup: int, threads: int) -> dict:
     out = subprocess.run([bench, "--models", models, "--image", image, "--runs", str(runs), "--warmup",
                           str(warmup), "--threads", str(threads), "--bench"],
                          check=True, capture_output=True, text=True).stdout
     return {r["family"]: r["compress_ms"] for r in json.loads(out)}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name and core count (Linux), for the report's header."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+    except OSError:
+        return ""
+    return f"{names[0]} x{len(names)}" if names else ""
 
 
 def main(argv=None) -> int:
@@ -58,6 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="warm compresses per benchmark process")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=5, help="copies of the image in the batch run (0: no batch run)")
     ap.add_argument("--max-other", type=float, default=0.10)
     ap.add_argument("--out", help="JSON report (a .md table beside it)")
     args = ap.parse_args(argv)
@@ -69,9 +91,16 @@ def main(argv=None) -> int:
         families = json.load(f)["families"]
     shots = {e["family"]: [] for e in families}
     warms = {e["family"]: [] for e in families}
+    further = {e["family"]: [] for e in families}
     contended = 0
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.tfci")
+        copies = []
+        for i in range(args.batch):
+            copies.append(os.path.join(tmp, f"copy{i}.png"))
+            with open(image, "rb") as src, open(copies[-1], "wb") as dst:
+                dst.write(src.read())
+        outdir = os.path.join(tmp, "batch")
         for r in range(args.rounds):
             w, _, clean = sample(lambda: warm(bench, models, image, args.runs, args.warmup, args.threads),
                                  args.max_other)
@@ -86,6 +115,11 @@ def main(argv=None) -> int:
                 contended += not clean
                 if clean:
                     shots[e["family"]].append(s)
+                if args.batch > 1 and clean:
+                    b, _, clean = sample(lambda: batch(exe, models, name, copies, outdir), args.max_other)
+                    contended += not clean
+                    if clean:
+                        further[e["family"]].append((b - s["wall_ms"]) / (args.batch - 1))
     rows = []
     for e in families:
         fam, s = e["family"], shots[e["family"]]
@@ -94,25 +128,33 @@ def main(argv=None) -> int:
             continue
         med = {k: statistics.median(x[k] for x in s) for k in s[0]}
         w = statistics.median(warms[fam])
+        per_image = statistics.median(further[fam]) if further[fam] else None
         rows.append({"model": f"{fam}-{(e['levels'] + 1) // 2}", "one_shot_ms": round(med["wall_ms"], 1),
                      "range_ms": [round(min(x["wall_ms"] for x in s), 1), round(max(x["wall_ms"] for x in s), 1)],
                      "read_ms": round(med["read_ms"], 1), "prepare_ms": round(med["prepare_ms"], 1),
                      "file_ms": round(med["file_ms"], 1), "warm_ms": round(w, 1),
-                     "ratio": round(med["wall_ms"] / w, 2), "samples": len(s)})
-    lines = [f"{os.path.basename(image)}, {args.rounds} rounds, {contended} contended samples",
+                     "ratio": round(med["wall_ms"] / w, 2), "samples": len(s),
+                     "cli_per_image_ms": None if per_image is None else round(per_image, 1),
+                     "cold_tax_ms": None if per_image is None else round(med["wall_ms"] - per_image, 1),
+                     "batch_samples": len(further[fam])})
+    cpu = _cpu_model()
+    lines = [f"{os.path.basename(image)}, {args.rounds} rounds, {contended} contended samples"
+             + (f", {cpu}" if cpu else ""),
              "",
              "| model | one-shot wall (range) | model read | prepared | per-file (read, decode, compress, write) "
-             "| warm compress | one-shot / warm |",
-             "|---|---|---|---|---|---|---|"]
+             f"| warm compress | one-shot / warm | CLI per further image (batch of {args.batch}) | cold-start tax |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        per, tax = (("-", "-") if r["cli_per_image_ms"] is None
+                    else (f"{r['cli_per_image_ms']} ms", f"{r['cold_tax_ms']} ms"))
         lines.append(f"| {r['model']} | {r['one_shot_ms']} ms ({r['range_ms'][0]}-{r['range_ms'][1]}) | "
                      f"{r['read_ms']} ms | {r['prepare_ms']} ms | {r['file_ms']} ms | {r['warm_ms']} ms | "
-                     f"{r['ratio']}x |")
+                     f"{r['ratio']}x | {per} | {tax} |")
     print("\n".join(lines))
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"image": os.path.basename(image), "rounds": args.rounds, "contended": contended,
-                       "rows": rows}, f, indent=1)
+            json.dump({"image": os.path.basename(image), "rounds": args.rounds, "batch": args.batch,
+                       "contended": contended, "cpu": cpu, "rows": rows}, f, indent=1)
         with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
             f.write("\n".join(lines) + "\n")
     return 0

@@ -3,6 +3,24 @@
 //! Channel-major planes match PyTorch's NCHW, so golden fixtures compare element by element,
 //! and the entropy coder scans symbols in the same order CompressAI does.
 
+/// `x.round_ties_even()`, bit for bit, in plain arithmetic. On the baseline x86-64 target (no
+/// SSE4.1 `roundps`) the standard method is a call into the runtime's `rintf` per value, once per
+/// latent element in the encoder and once per pixel value where the decoder writes its image; this
+/// inlines and vectorizes (docs/benchmarks.md: 0.3 % of the instructions). From 2^23 up every f32
+/// is an integer; below it, `|x| + 2^23` has a spacing of 1, so the default round-to-nearest-even
+/// mode drops the fraction exactly as `rint` does, and the sign is put back (`-0.3` gives `-0.0`).
+/// NaN and the infinities pass through.
+#[inline(always)]
+pub(crate) fn round_ties_even(x: f32) -> f32 {
+    const TWO_23: f32 = 8_388_608.0;
+    let a = x.abs();
+    if a < TWO_23 {
+        ((a + TWO_23) - TWO_23).copysign(x)
+    } else {
+        x
+    }
+}
+
 /// A `C x H x W` f32 tensor stored as `C` contiguous `H x W` planes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
@@ -92,6 +110,62 @@ impl Tensor {
             h,
             w,
             data: out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod round_tests {
+    use super::round_ties_even;
+
+    fn same(x: f32) {
+        let (a, b) = (round_ties_even(x), x.round_ties_even());
+        assert!(
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+            "{x:e} ({:#x}): {a:e} against the standard {b:e}",
+            x.to_bits()
+        );
+    }
+
+    #[test]
+    fn rounds_as_the_standard_method_does_bit_for_bit() {
+        // Every 251st bit pattern (17 million values of every exponent, both signs, NaNs).
+        for bits in (0..=u32::MAX).step_by(251) {
+            same(f32::from_bits(bits));
+        }
+        // The ties and their neighbours, near zero and near 2^22..2^24 where the trick's spacing
+        // changes, and the specials.
+        for k in (-3000i32..3000)
+            .chain((1 << 22) - 3..(1 << 22) + 3)
+            .chain((1 << 23) - 3..(1 << 23) + 3)
+        {
+            for x in [k as f32 + 0.5, -(k as f32 + 0.5), k as f32, k as f32 - 0.5] {
+                same(x);
+                same(f32::from_bits(x.to_bits().wrapping_add(1)));
+                same(f32::from_bits(x.to_bits().wrapping_sub(1)));
+            }
+        }
+        for x in [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            f32::MIN_POSITIVE,
+            1e-45,
+            8388607.5,
+            8388608.0,
+            16777215.0,
+            16777216.0,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ] {
+            same(x);
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::image::RgbImage;
 use crate::model::graph::{Layer, Net};
-use crate::tensor::Tensor;
+use crate::tensor::{round_ties_even, Tensor};
 
 /// A net prepared on one backend: the seam between the codec and the hardware.
 pub(crate) trait PreparedNet {
@@ -150,7 +150,7 @@ impl Sink for RgbImage {
                 let src = &part.channel(c)[(oy - py) * part.w + pc..][..cols.len()];
                 for (i, &v) in src.iter().enumerate() {
                     self.data[(oy * self.width + cols.start + i) * 3 + c] =
-                        (v.clamp(0.0, 1.0) * 255.0).round_ties_even() as u8;
+                        round_ties_even(v.clamp(0.0, 1.0) * 255.0) as u8;
                 }
             }
         }

@@ -466,7 +466,10 @@ impl Codec {
                 (after, kept)
             }
             _ => {
-                let symbols: Vec<i32> = v.iter().map(|&x| x.round_ties_even() as i32).collect();
+                let symbols: Vec<i32> = v
+                    .iter()
+                    .map(|&x| crate::tensor::round_ties_even(x) as i32)
+                    .collect();
                 let after = p.rounded(&symbols);
                 let kept = after < before;
                 if kept {

@@ -1,7 +1,7 @@
 //! The latent arithmetic around the entropy coder: gains, quantization around a center, and the
 //! scale indexes of the Gaussian tables.
 
-use crate::tensor::Tensor;
+use crate::tensor::{round_ties_even, Tensor};
 
 /// CompressAI's lower bound on Gaussian scales (`GaussianConditional(scale_bound=0.11)`).
 pub const SCALE_BOUND: f32 = 0.11;
@@ -23,7 +23,7 @@ pub(super) fn quantize(t: &Tensor, center: impl Fn(usize, usize) -> f32) -> Vec<
             t.channel(c)
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| (v - center(c, i)).round_ties_even() as i32),
+                .map(|(i, &v)| round_ties_even(v - center(c, i)) as i32),
         );
     }
     out
