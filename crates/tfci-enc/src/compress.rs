@@ -114,11 +114,21 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
             progress: &|done, total| reporter.search_progress(done, total),
         },
     };
-    tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
-        let read = first.take();
-        let result = compress_one(&how, job, read, clobber, &reporter, totals);
-        tfci_cli::print_notes(&codec, &reporter);
-        result
+    // In a batch, each next input is read and decoded on its own thread while the current one
+    // compresses (the compress leaves a core idle in its serial steps), so at most two decoded
+    // images are held at once.
+    std::thread::scope(|s| {
+        let mut ahead = None;
+        let mut next = jobs.iter().skip(1);
+        tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
+            let read = first.take().or_else(|| ahead.take().map(tfci_cli::joined));
+            ahead = next
+                .next()
+                .map(|job| s.spawn(move || read_image_of(&job.input)));
+            let result = compress_one(&how, job, read, clobber, &reporter, totals);
+            tfci_cli::print_notes(&codec, &reporter);
+            result
+        })
     })
 }
 
