@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="warm compresses per benchmark process")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=5, help="copies of the image in the batch run (0: no batch run)")
+    ap.add_argument("--batch", type=int, default=5, help="copies of the image in the batch run (below 2: no batch run)")
     ap.add_argument("--max-other", type=float, default=0.10)
     ap.add_argument("--out", help="JSON report (a .md table beside it)")
     args = ap.parse_args(argv)
