@@ -11,9 +11,12 @@
 //!
 //! Smaller blocks, and everything outside Linux, go to the system allocator. Freed large mappings
 //! are kept for reuse by a block of the same mapped length (a batch codes images of one size, the
-//! encoder's search allocates the same buffers every iteration), eight and 256 MiB at most, and
-//! given back beyond that. The library and the Python module never install this: only `tfci-enc` and
-//! `tfci-dec` (`#[global_allocator]` in their `main.rs`).
+//! encoder's search allocates the same buffers every iteration), 64 and 256 MiB at most, and
+//! given back beyond that. With eight, the search freed more large buffers per iteration than
+//! were kept and mapped the rest afresh every iteration, an eighth to a sixth of its CPU time in
+//! the kernel (`docs/benchmarks.md`, "CPU: the encoder's search"). The library and the Python
+//! module never install this: only `tfci-enc` and `tfci-dec` (`#[global_allocator]` in their
+//! `main.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
@@ -26,7 +29,7 @@ const HUGE: usize = 2 << 20;
 const LARGE: usize = 1 << 20;
 
 /// Freed mappings kept for reuse, at most this many ...
-const CACHED: usize = 8;
+const CACHED: usize = 64;
 
 /// ... and this many bytes in all (a batch of large images must not hold its largest blocks).
 const CACHED_BYTES: usize = 256 << 20;
