@@ -114,94 +114,74 @@ pub fn codecs(means: &[Mean]) -> Vec<&str> {
     o
 }
 
+/// The measured columns, after the ones that name a row: the same in both CSV files.
+const MEASURED: [&str; 12] = [
+    "bpp",
+    "n_compression",
+    "psnr",
+    "ssim",
+    "msssim",
+    "msssim_db",
+    "psnr_y",
+    "psnr_cb",
+    "psnr_cr",
+    "encode_s",
+    "decode_s",
+    "backend",
+];
+
+/// The [`MEASURED`] values of a [`Row`] or a [`Mean`] (the same field names in both).
+macro_rules! measured {
+    ($r:expr) => {
+        [
+            format!("{:.6}", $r.bpp),
+            format!("{:.8}", $r.n_compression),
+            format!("{:.4}", $r.psnr),
+            format!("{:.6}", $r.ssim),
+            format!("{:.6}", $r.msssim),
+            format!("{:.4}", $r.msssim_db),
+            format!("{:.4}", $r.psnr_ycbcr[0]),
+            format!("{:.4}", $r.psnr_ycbcr[1]),
+            format!("{:.4}", $r.psnr_ycbcr[2]),
+            format!("{:.6}", $r.encode_s),
+            format!("{:.6}", $r.decode_s),
+            $r.backend.to_string(),
+        ]
+    };
+}
+
 /// Per-image rows as CSV.
 pub fn write_rows_csv(path: &Path, rows: &[Row]) -> Result<()> {
-    let header = [
-        "codec",
-        "setting",
-        "image",
-        "width",
-        "height",
-        "bytes",
-        "bpp",
-        "n_compression",
-        "psnr",
-        "ssim",
-        "msssim",
-        "msssim_db",
-        "psnr_y",
-        "psnr_cb",
-        "psnr_cr",
-        "encode_s",
-        "decode_s",
-        "backend",
-    ];
+    let names = ["codec", "setting", "image", "width", "height", "bytes"];
     let records = rows.iter().map(|r| {
-        vec![
+        let mut v = vec![
             r.codec.clone(),
             r.setting.clone(),
             r.image.clone(),
             r.width.to_string(),
             r.height.to_string(),
             r.bytes.to_string(),
-            format!("{:.6}", r.bpp),
-            format!("{:.8}", r.n_compression),
-            format!("{:.4}", r.psnr),
-            format!("{:.6}", r.ssim),
-            format!("{:.6}", r.msssim),
-            format!("{:.4}", r.msssim_db),
-            format!("{:.4}", r.psnr_ycbcr[0]),
-            format!("{:.4}", r.psnr_ycbcr[1]),
-            format!("{:.4}", r.psnr_ycbcr[2]),
-            format!("{:.6}", r.encode_s),
-            format!("{:.6}", r.decode_s),
-            r.backend.to_string(),
-        ]
+        ];
+        v.extend(measured!(r));
+        v
     });
-    write_csv(path, &header, records)
+    write_csv(path, &[&names[..], &MEASURED[..]].concat(), records)
 }
 
 /// Mean rows as CSV.
 pub fn write_means_csv(path: &Path, means: &[Mean]) -> Result<()> {
-    let header = [
-        "codec",
-        "setting",
-        "n_images",
-        "mean_bytes",
-        "bpp",
-        "n_compression",
-        "psnr",
-        "ssim",
-        "msssim",
-        "msssim_db",
-        "psnr_y",
-        "psnr_cb",
-        "psnr_cr",
-        "encode_s",
-        "decode_s",
-        "backend",
-    ];
+    let names = ["codec", "setting", "n_images", "mean_bytes"];
     let records = means.iter().map(|m| {
-        vec![
+        let mut v = vec![
             m.codec.clone(),
             m.setting.clone(),
             m.n.to_string(),
             format!("{:.1}", m.bytes),
-            format!("{:.6}", m.bpp),
-            format!("{:.8}", m.n_compression),
-            format!("{:.4}", m.psnr),
-            format!("{:.6}", m.ssim),
-            format!("{:.6}", m.msssim),
-            format!("{:.4}", m.msssim_db),
-            format!("{:.4}", m.psnr_ycbcr[0]),
-            format!("{:.4}", m.psnr_ycbcr[1]),
-            format!("{:.4}", m.psnr_ycbcr[2]),
-            format!("{:.6}", m.encode_s),
-            format!("{:.6}", m.decode_s),
-            m.backend.to_string(),
-        ]
+        ];
+        v.extend(measured!(m));
+        v
     });
-    write_csv(path, &header, records)
+    write_csv(path, &[&names[..], &MEASURED[..]].concat(), records)
 }
 
 /// Writes a header and records to a CSV file.

@@ -196,6 +196,19 @@ fn small_run_writes_every_output_and_notes_bad_input() {
     );
     // 2 images x (3 JPEG qualities + 4 fixture levels).
     assert_eq!(csv.lines().count(), 1 + 2 * (3 + 4), "{csv}");
+    let means = std::fs::read_to_string(out_dir.join("means.csv")).expect("means");
+    assert_eq!(
+        means.lines().next().expect("header"),
+        "codec,setting,n_images,mean_bytes,bpp,n_compression,psnr,ssim,msssim,msssim_db,psnr_y,psnr_cb,psnr_cr,encode_s,decode_s,backend"
+    );
+    // One mean per (codec, setting), each over both images, with every column filled.
+    assert_eq!(means.lines().count(), 1 + 3 + 4, "{means}");
+    for line in means.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        assert_eq!(cols.len(), 16, "{line}");
+        assert_eq!(cols[2], "2", "{line}");
+        assert!(cols.iter().all(|c| !c.is_empty()), "{line}");
+    }
     assert!(csv.contains("jpeg,q=50,a.png,200,176,"));
     assert!(csv.contains("fixture-mbt2018-mean,level=1,b.png,176,200,"));
     let report = std::fs::read_to_string(out_dir.join("report.md")).expect("report");
