@@ -14,9 +14,8 @@
 //! encoder's search allocates the same buffers every iteration), 64 and 256 MiB at most, and
 //! given back beyond that. With eight, the search freed more large buffers per iteration than
 //! were kept and mapped the rest afresh every iteration, an eighth to a sixth of its CPU time in
-//! the kernel (`docs/benchmarks.md`, "CPU: the encoder's search"). The library and the Python
-//! module never install this: only `tfci-enc` and `tfci-dec` (`#[global_allocator]` in their
-//! `main.rs`).
+//! the kernel (`docs/effort.md`, "Speed"). The library and the Python module never install this:
+//! only `tfci-enc` and `tfci-dec` (`#[global_allocator]` in their `main.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr;
