@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -95,11 +96,7 @@ def main(argv=None) -> int:
     contended = 0
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.tfci")
-        copies = []
-        for i in range(args.batch):
-            copies.append(os.path.join(tmp, f"copy{i}.png"))
-            with open(image, "rb") as src, open(copies[-1], "wb") as dst:
-                dst.write(src.read())
+        copies = [shutil.copyfile(image, os.path.join(tmp, f"copy{i}.png")) for i in range(args.batch)]
         outdir = os.path.join(tmp, "batch")
         for r in range(args.rounds):
             w, _, clean = sample(lambda: warm(bench, models, image, args.runs, args.warmup, args.threads),

@@ -6,8 +6,9 @@
 //! glibc maps such blocks at addresses 16 bytes past a 4 KiB page, so even a block that asked for
 //! huge pages (`codec_core`'s activations do) is only partly backed by them, and the rest is faulted
 //! in 4 KiB at a time: on the development VM 0.45-0.52 ms per MB against 0.02-0.11 ms per MB for
-//! an aligned huge-page mapping (`docs/benchmarks.md`, the one-shot section, "Huge-page mappings"). A perf profile put a fifth
-//! of a one-shot compress's CPU time in the kernel's page-fault and zeroing paths.
+//! an aligned huge-page mapping (`docs/benchmarks.md`, the one-shot section, "Huge-page
+//! mappings"; `tools/vm_probe.c` measures both). A perf profile put a fifth of a one-shot
+//! compress's CPU time in the kernel's page-fault and zeroing paths.
 //!
 //! Smaller blocks, and everything outside Linux, go to the system allocator. Freed large mappings
 //! are kept for reuse by a block of the same mapped length (a batch codes images of one size, the

@@ -5,7 +5,8 @@
 //! halves a block at a time ([`Weights::read_into`]), so a process converts only the nets it runs
 //! and makes no f32 copy of a whole tensor: a one-shot compress never touches `g_s`, and converting
 //! every net at load (2.9-6.9 MB of fresh f32 pages for the shipped families, counted from their
-//! files' headers) was most of the model's parse. Whatever wants the whole f32 tensor (the GPU upload, the tests) derefs it, converted once.
+//! files' headers) was most of the model's parse. Whatever wants the whole f32 tensor (the GPU
+//! upload, the tests) derefs it, converted once.
 
 use std::borrow::Cow;
 use std::fmt;
