@@ -25,3 +25,12 @@ def test_median_ms_skips_the_warmup():
     calls = []
     ms = median_ms(lambda: calls.append(1), warmup=2, runs=3)
     assert len(calls) == 5 and ms >= 0.0
+
+
+def test_bench_ab_summary_is_medians_and_their_ratio():
+    from tfci_training.bench_ab import summary
+
+    s = summary([10.0, 30.0, 20.0], [15.0, 45.0, 30.0, 60.0])
+    assert (s["a_ms"], s["b_ms"]) == (20.0, 37.5)
+    assert s["a_range"] == [10.0, 30.0] and s["b_range"] == [15.0, 60.0]
+    assert s["b_over_a"] == 1.875 and s["samples"] == [3, 4]

@@ -20,6 +20,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
+use super::band::Head;
 use super::exact::ExactConv;
 use super::gdn;
 use super::gemm::FastConv;
@@ -379,7 +380,7 @@ impl ConvLayer {
         self.fast().is_winograd()
     }
 
-    fn fast(&self) -> &FastConv {
+    pub(crate) fn fast(&self) -> &FastConv {
         self.fast.get_or_init(|| FastConv::prepare(self))
     }
 
@@ -553,12 +554,43 @@ pub struct CpuNet {
     /// The net's shapes, for the tiler.
     plan: Net,
     geometry: Geometry,
-    /// The largest buffer of the last forward pass, for the next one. glibc maps a block over 32
-    /// MiB on its own and unmaps it when freed (the first activation of a 768x512 image at
+    /// The two largest buffers of the last forward pass, for the next one. glibc maps a block over
+    /// 32 MiB on its own and unmaps it when freed (the first activation of a 768x512 image at
     /// N = 128 is 48 MiB), so without this every call faults such a buffer in again, zeroed by
     /// the kernel, page by page (about 2 us a page on the development VM: tens of milliseconds
     /// per image). Held between calls; no larger than the activations the memory budget allows.
-    spare: Mutex<Vec<f32>>,
+    spares: Mutex<Spares>,
+}
+
+/// Buffers a forward pass recycles: each activation is written into the smallest one that holds
+/// it (so the large ones stay for the large activations).
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Vec<Vec<f32>>);
+
+impl Spares {
+    /// Buffers kept between calls.
+    const KEPT: usize = 2;
+
+    /// The smallest buffer that holds `len` values, else the largest (grown by its user).
+    pub fn take(&mut self, len: usize) -> Vec<f32> {
+        let fits = (0..self.0.len())
+            .filter(|&i| self.0[i].capacity() >= len)
+            .min_by_key(|&i| self.0[i].capacity());
+        let pick = fits.or_else(|| (0..self.0.len()).max_by_key(|&i| self.0[i].capacity()));
+        pick.map(|i| self.0.swap_remove(i)).unwrap_or_default()
+    }
+
+    pub fn give(&mut self, buf: Vec<f32>) {
+        if buf.capacity() > 0 {
+            self.0.push(buf);
+        }
+    }
+
+    /// Drops all but the [`Spares::KEPT`] largest.
+    fn trim(&mut self) {
+        self.0.sort_by_key(|b| std::cmp::Reverse(b.capacity()));
+        self.0.truncate(Self::KEPT);
+    }
 }
 
 impl CpuNet {
@@ -578,7 +610,7 @@ impl CpuNet {
             math,
             plan: net.plan(),
             geometry: Geometry::of(net),
-            spare: Mutex::new(Vec::new()),
+            spares: Mutex::default(),
         }
     }
 
@@ -609,37 +641,56 @@ impl CpuNet {
     /// # Panics
     /// If `x` (or an intermediate activation) does not have the channel count a layer expects.
     ///
-    /// Intermediate activations are recycled: a convolution writes into the storage of the
-    /// activation consumed two convolutions earlier (the first one into the buffer the last call
-    /// left), which saves the page faults of fresh allocations; element-wise layers run in place.
+    /// Intermediate activations are recycled: a convolution writes into the smallest buffer of
+    /// an earlier activation that holds its output (the buffers the last call left first),
+    /// which saves the page faults of fresh allocations; element-wise layers run in place. The
+    /// head of an analysis transform runs in bands of rows (see `band.rs`).
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let mut cur: Option<Tensor> = None;
-        // A concurrent call on the same net finds the buffer taken and allocates its own.
-        let mut spare: Vec<f32> = self
-            .spare
+        // A concurrent call on the same net finds the buffers taken and allocates its own.
+        let mut spares = self
+            .spares
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default();
-        for layer in &self.layers {
+        let head = match self.math {
+            Math::Fast => Head::of(&self.layers),
+            Math::Exact => None,
+        };
+        let (mut cur, rest) = match head {
+            Some(head) => (Some(head.run(x, &mut spares)), &self.layers[3..]),
+            None => (None, &self.layers[..]),
+        };
+        for layer in rest {
             cur = Some(match (layer, cur.take()) {
-                (CpuLayer::Conv(c), Some(t)) => {
-                    let y = c.forward_into(&t, self.math, std::mem::take(&mut spare));
-                    spare = t.data;
+                (CpuLayer::Conv(c), t) => {
+                    let input = t.as_ref().unwrap_or(x);
+                    let (oh, ow) = c.geom.out_hw(input.h, input.w);
+                    let buf = spares.take(c.geom.cout * oh * ow);
+                    let y = c.forward_into(input, self.math, buf);
+                    if let Some(t) = t {
+                        spares.give(t.data);
+                    }
                     y
-                }
-                (CpuLayer::Conv(c), None) => {
-                    c.forward_into(x, self.math, std::mem::take(&mut spare))
                 }
                 (l, Some(t)) => l.forward_owned(t, self.math),
                 (l, None) => l.forward_owned(x.clone(), self.math),
             });
         }
-        if let Ok(mut kept) = self.spare.lock() {
-            if spare.capacity() > kept.capacity() {
-                *kept = spare;
+        let mut y = cur.unwrap_or_else(|| x.clone());
+        // The output leaves with the caller: in a buffer of its own size, not a large spare.
+        if y.data.capacity() > 2 * y.data.len() {
+            let exact = y.data.to_vec();
+            spares.give(std::mem::replace(&mut y.data, exact));
+        }
+        spares.trim();
+        if let Ok(mut kept) = self.spares.lock() {
+            if spares.0.iter().map(Vec::capacity).sum::<usize>()
+                > kept.0.iter().map(Vec::capacity).sum::<usize>()
+            {
+                *kept = spares;
             }
         }
-        cur.unwrap_or_else(|| x.clone())
+        y
     }
 }
 

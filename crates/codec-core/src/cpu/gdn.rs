@@ -9,6 +9,8 @@
 //!   (x_j * x_j) }`, then `x_i / sqrt(acc)` (or `x_i * sqrt(acc)`), separate multiply and add,
 //!   correctly rounded `sqrt` and division; vectorized across pixels only.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::conv::{GdnLayer, SendPtr};
@@ -20,16 +22,28 @@ use crate::tensor::Tensor;
 const EXACT_TILE: usize = 256;
 const LANES: usize = 16;
 
-/// Tiles of `pt` pixels over a plane of `plane` pixels, run in parallel; each task owns pixels
-/// `[p0, p0 + n)` of every channel.
-fn for_each_tile(plane: usize, c: usize, pt: usize, f: impl Fn(usize, usize) + Sync) {
-    if plane == 0 || c == 0 {
+/// Tiles of `pt` pixels over the pixels `span` of a plane, run in parallel (or in turn on this
+/// thread); each task owns pixels `[p0, p0 + n)` of every channel.
+fn for_each_tile(
+    span: Range<usize>,
+    c: usize,
+    pt: usize,
+    parallel: bool,
+    f: impl Fn(usize, usize) + Sync,
+) {
+    if span.is_empty() || c == 0 {
         return;
     }
-    (0..plane.div_ceil(pt)).into_par_iter().for_each(|t| {
-        let p0 = t * pt;
-        f(p0, pt.min(plane - p0));
-    });
+    let tile = |t: usize| {
+        let p0 = span.start + t * pt;
+        f(p0, pt.min(span.end - p0));
+    };
+    let tiles = span.len().div_ceil(pt);
+    if parallel {
+        (0..tiles).into_par_iter().for_each(tile);
+    } else {
+        (0..tiles).for_each(tile);
+    }
 }
 
 #[inline(always)]
@@ -229,7 +243,18 @@ fn gdn_tile_width(c: usize, plane: usize) -> usize {
 pub(crate) fn gdn_fast_in_place(g: &GdnLayer, x: &mut Tensor) {
     let ptr = SendPtr(x.data.as_mut_ptr());
     // SAFETY: `ptr` is `x`'s `c x plane` data, borrowed mutably for the call.
-    unsafe { gdn_fast(g, ptr, ptr, x.c, x.plane()) }
+    unsafe { gdn_fast(g, ptr, ptr, x.c, x.plane(), 0..x.plane(), true) }
+}
+
+/// [`gdn_fast_in_place`] on the pixels `span` of a `c x plane` tensor at `ptr`, on this thread
+/// (for a task that has just computed them).
+///
+/// # Safety
+/// `ptr` must be valid for `c * plane` values, `span` must lie inside a plane, and nothing else
+/// may access the span's pixels meanwhile.
+pub(crate) unsafe fn gdn_fast_pixels(g: &GdnLayer, ptr: SendPtr, plane: usize, span: Range<usize>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { gdn_fast(g, ptr, ptr, g.c, plane, span, false) }
 }
 
 /// GDN / IGDN with `gemm` on tiles of `x²`, into a new tensor (for a caller that keeps `x`, as the
@@ -240,7 +265,7 @@ pub(crate) fn gdn_fast_into(g: &GdnLayer, x: &Tensor) -> Tensor {
     let src = SendPtr(x.data.as_ptr().cast_mut());
     let dst = SendPtr(out.data.as_mut_ptr());
     // SAFETY: `src` is `x`'s data (only read), `dst` the distinct `out` of the same shape.
-    unsafe { gdn_fast(g, src, dst, x.c, x.plane()) };
+    unsafe { gdn_fast(g, src, dst, x.c, x.plane(), 0..x.plane(), true) };
     out
 }
 
@@ -249,8 +274,17 @@ pub(crate) fn gdn_fast_into(g: &GdnLayer, x: &Tensor) -> Tensor {
 /// and a normalization pass.
 ///
 /// # Safety
-/// Both pointers must be valid for `c * plane` values, and nothing else may access them meanwhile.
-unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: usize) {
+/// Both pointers must be valid for `c * plane` values, `span` must lie inside a plane, and nothing
+/// else may access the span's pixels meanwhile. `parallel`: the tiles as rayon tasks, else in turn.
+unsafe fn gdn_fast(
+    g: &GdnLayer,
+    src: SendPtr,
+    dst: SendPtr,
+    c: usize,
+    plane: usize,
+    span: Range<usize>,
+    parallel: bool,
+) {
     assert_eq!(c, g.c, "GDN input has {c} channels, layer expects {}", g.c);
     #[cfg(target_arch = "x86_64")]
     {
@@ -266,8 +300,8 @@ unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: us
         };
         if let Some(rows) = build {
             let gamma = g.gamma_rows(rows);
-            let pt = gdn_tile_width(c, plane).div_ceil(BLOCK) * BLOCK;
-            for_each_tile(plane, c, pt, |p0, n| {
+            let pt = gdn_tile_width(c, span.len()).div_ceil(BLOCK) * BLOCK;
+            for_each_tile(span.clone(), c, pt, parallel, |p0, n| {
                 with_scratch(n.div_ceil(BLOCK) * BLOCK * c, |sq| {
                     let t = Tile {
                         src,
@@ -296,10 +330,10 @@ unsafe fn gdn_fast(g: &GdnLayer, src: SendPtr, dst: SendPtr, c: usize, plane: us
             return;
         }
     }
-    let pt = gdn_tile_width(c, plane);
+    let pt = gdn_tile_width(c, span.len());
     let avx2 = has_avx2();
     let fma = has_fma();
-    for_each_tile(plane, c, pt, |p0, n| {
+    for_each_tile(span.clone(), c, pt, parallel, |p0, n| {
         with_scratch(2 * c * n, |buf| {
             let (sq, norm) = buf.split_at_mut(c * n);
             // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
@@ -340,7 +374,7 @@ pub(crate) fn gdn_exact_in_place(g: &GdnLayer, x: &mut Tensor) {
     let plane = x.plane();
     let avx2 = has_avx2();
     let ptr = SendPtr(x.data.as_mut_ptr());
-    for_each_tile(plane, x.c, EXACT_TILE, |p0, n| {
+    for_each_tile(0..plane, x.c, EXACT_TILE, true, |p0, n| {
         with_scratch(g.c * n, |sq| {
             // SAFETY: pixels `[p0, p0 + n)` of every channel belong to this task; the AVX2
             // variant only runs where AVX2 was detected.

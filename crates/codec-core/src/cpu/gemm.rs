@@ -206,11 +206,32 @@ impl FastConv {
             return out;
         }
         match &self.kind {
-            FastKind::Phases(phases) => run_phases(phases, g, bias, x, &mut out),
+            FastKind::Phases(phases) => {
+                let (ptr, stride) = (SendPtr(out.data.as_mut_ptr()), out.plane());
+                let rows = 0..g.grid(x.h, x.w).0;
+                run_phases(phases, g, bias, x, rows, (ptr, stride, ow), None);
+            }
             FastKind::Col2im { w } => run_col2im(w, g, bias, x, &mut out),
             FastKind::Winograd(w) => w.run(g.grid(x.h, x.w), bias, x, &mut out),
         }
         out
+    }
+
+    /// The im2col + GEMM build of a plain convolution (`Some` only for one that has it), for
+    /// [`PlainConv::run_rows`].
+    pub fn plain(&self, g: &ConvGeom) -> Option<PlainConv<'_>> {
+        match &self.kind {
+            FastKind::Phases(phases) if g.up() == 1 => Some(PlainConv { phases }),
+            _ => None,
+        }
+    }
+
+    /// The Winograd build, if the layer has one.
+    pub fn winograd(&self) -> Option<&Winograd> {
+        match &self.kind {
+            FastKind::Winograd(w) => Some(w),
+            _ => None,
+        }
     }
 }
 
@@ -227,23 +248,57 @@ pub(crate) fn recycle(mut buf: Vec<f32>, c: usize, h: usize, w: usize) -> Tensor
     Tensor { c, h, w, data: buf }
 }
 
+/// A plain convolution's im2col + GEMM phases (see [`FastConv::plain`]).
+pub(crate) struct PlainConv<'a> {
+    phases: &'a [FastPhase],
+}
+
+impl PlainConv<'_> {
+    /// Output rows `rows` of the convolution of `x`, channel `co`'s row `rows.start + r` written
+    /// at `out + co * stride + r * w` (`w` the output width); each task then calls `then(p0, n)`
+    /// on the positions `[p0, p0 + n)` (counted from `out`) it has just written.
+    ///
+    /// # Safety
+    /// `out` must be valid for those writes, and nothing else may access them meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_rows(
+        &self,
+        g: &ConvGeom,
+        bias: Option<&[f32]>,
+        x: &Tensor,
+        rows: std::ops::Range<usize>,
+        out: SendPtr,
+        stride: usize,
+        then: &(dyn Fn(usize, usize) + Sync),
+    ) {
+        let ow = g.grid(x.h, x.w).1;
+        run_phases(self.phases, g, bias, x, rows, (out, stride, ow), Some(then));
+    }
+}
+
+/// Grid rows `rows` of a convolution. `out` is `(pointer, channel stride, width)`: for a plain
+/// convolution (`up == 1`) grid row `rows.start + r` of channel `co` lands at `pointer + co *
+/// stride + r * width`; a transposed one runs whole (`rows` all the grid) into its output tensor.
+/// `then(p0, n)` runs in each task after its positions are written (see [`PlainConv::run_rows`]).
 fn run_phases(
     phases: &[FastPhase],
     g: &ConvGeom,
     bias: Option<&[f32]>,
     x: &Tensor,
-    out: &mut Tensor,
+    rows: std::ops::Range<usize>,
+    (optr, oplane, ow): (SendPtr, usize, usize),
+    then: Option<&(dyn Fn(usize, usize) + Sync)>,
 ) {
-    let (gh, gw) = g.grid(x.h, x.w);
-    let positions = gh * gw;
-    let (ow, oplane) = (out.w, out.plane());
+    let gw = g.grid(x.h, x.w).1;
+    let first = rows.start * gw;
+    let positions = rows.len() * gw;
     let avx2 = has_avx2();
     let kmax = phases.iter().map(|p| p.kdim).max().unwrap_or(0);
     let pt = tile_width(kmax, positions);
     let tiles = positions.div_ceil(pt);
     let up = g.up();
     let tmp_len = if up == 1 { 0 } else { g.cout * pt };
-    let optr = SendPtr(out.data.as_mut_ptr());
+    debug_assert!(up == 1 || first == 0, "a transposed convolution runs whole");
     (0..tiles).into_par_iter().for_each(|t| {
         let p0 = t * pt;
         let n = pt.min(positions - p0);
@@ -257,9 +312,9 @@ fn run_phases(
                     // SAFETY: the AVX2 build only runs where AVX2 was detected.
                     unsafe {
                         if avx2 {
-                            im2col_avx2(x, ph, g.step(), p0, n, gw, col);
+                            im2col_avx2(x, ph, g.step(), first + p0, n, gw, col);
                         } else {
-                            im2col(x, ph, g.step(), p0, n, gw, col);
+                            im2col(x, ph, g.step(), first + p0, n, gw, col);
                         }
                     }
                 }
@@ -315,6 +370,9 @@ fn run_phases(
                 }
             }
         });
+        if let Some(then) = then {
+            then(p0, n);
+        }
     });
 }
 

@@ -16,6 +16,7 @@
 //! Never imports wgpu.
 
 pub mod backprop;
+mod band;
 mod conv;
 mod exact;
 mod gdn;

@@ -22,6 +22,8 @@ thread_local! {
     /// Makes every Winograd layer this thread runs take two blocks of tiles per task (layers
     /// with weights too large for the cache do).
     pub(super) static FORCE_GROUPS: Cell<bool> = const { Cell::new(false) };
+    /// Tile rows per band of an analysis head (`band.rs`) on this thread; 0 for its own choice.
+    pub(super) static BAND_TILE_ROWS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn run(layer: &Layer, x: &Tensor, math: Math) -> Tensor {
@@ -366,6 +368,63 @@ fn net_forward_matches_layer_by_layer_reference() {
         assert_bits_eq(&y, &cur, "forward == layer by layer");
         assert_eq!(net.output_shape((3, 23, 18)), (y.c, y.h, y.w));
     }
+}
+
+/// An analysis head (`conv → GDN → Winograd conv`) run in bands of rows gives the layer-by-layer
+/// result: bands of one, two and three tile rows (rounded up to whole blocks of tiles, so bands
+/// that start inside a tile row) and the default, sizes that are not multiples of a tile and
+/// inputs smaller than one band, on 1 and 2 threads.
+/// The kernels are the same, only the tiles of the first layer's GEMM and of the GDN differ, so
+/// the results agree within rounding (the worst difference is printed:
+/// `cargo test -p codec-core --lib analysis_head -- --nocapture`).
+#[test]
+fn analysis_head_in_bands_matches_layer_by_layer() {
+    let mut rng = Rng(0x5eed_000c);
+    let mut worst = 0.0f32;
+    for &(k0, s0, h, w) in &[
+        (5, 2, 200, 150),
+        (5, 2, 171, 263),
+        (5, 2, 9, 11),
+        (5, 2, 1, 1),
+    ] {
+        let net = Net {
+            name: "g_a".into(),
+            layers: vec![
+                conv_layer(&mut rng, 3, 40, k0, s0, false, true),
+                gdn_layer(&mut rng, 40, false),
+                conv_layer(&mut rng, 40, 36, 5, 2, false, true),
+                gdn_layer(&mut rng, 36, false),
+                conv_layer(&mut rng, 36, 8, 5, 2, false, false),
+            ],
+        };
+        let x = tensor(&mut rng, 3, h, w);
+        let cpu = CpuNet::prepare(&net, Math::Fast);
+        assert!(super::band::Head::of(&cpu.layers).is_some(), "not a head");
+        let mut chained = x.clone();
+        for cl in &cpu.layers {
+            chained = cl.forward(&chained, Math::Fast);
+        }
+        for rows in [1, 2, 3, 0] {
+            for threads in [1, 2] {
+                let got = in_pool(threads, || {
+                    BAND_TILE_ROWS.set(rows);
+                    let y = cpu.forward(&x);
+                    BAND_TILE_ROWS.set(0);
+                    y
+                });
+                let what = format!("{k0}x{k0}/{s0} {h}x{w}, {rows} tile rows, {threads} threads");
+                assert_eq!(
+                    (got.c, got.h, got.w),
+                    (chained.c, chained.h, chained.w),
+                    "{what}"
+                );
+                let err = rel_err(&got, &chained);
+                assert!(err <= 1e-5, "{what}: {err:.1e} of the largest output");
+                worst = worst.max(err);
+            }
+        }
+    }
+    eprintln!("analysis head in bands: worst difference {worst:.1e} of the largest output");
 }
 
 /// The buffer a forward pass keeps for the next one never shows through: a net run on a larger

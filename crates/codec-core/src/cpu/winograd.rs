@@ -133,6 +133,9 @@ fn split_taps(k: usize, s: usize, transposed: bool) -> Vec<(usize, isize)> {
 }
 
 impl Winograd {
+    /// Tiles the kernel computes together (a part-filled block costs as much as a full one).
+    pub const BLOCK: usize = TW;
+
     /// The layer in the Winograd domain, or `None` where im2col + GEMM suits it better (too few
     /// channels) or it does not fit a 3x3 correlation.
     pub fn prepare(layer: &ConvLayer) -> Option<Winograd> {
@@ -239,9 +242,50 @@ impl Winograd {
     /// split their sink channels so both threads get work, each range transforming the block's
     /// input again.
     pub fn run(&self, grid: (usize, usize), bias: Option<&[f32]>, x: &Tensor, out: &mut Tensor) {
+        let band = Band { x, y0: 0, h: x.h };
+        let tiles = grid.0.div_ceil(4) * grid.1.div_ceil(4);
+        self.run_tiles(grid, 0..tiles, band, bias, out);
+    }
+
+    /// Input rows (of an input `h` rows high) that the tiles `tiles` (row-major over a grid
+    /// `gw` wide, each four grid rows and columns) read.
+    pub fn rows_read(
+        &self,
+        tiles: std::ops::Range<usize>,
+        gw: usize,
+        h: usize,
+    ) -> std::ops::Range<usize> {
+        if tiles.is_empty() {
+            return 0..0;
+        }
+        let tw = gw.div_ceil(4);
+        let (first, last) = ((tiles.start / tw) as isize, ((tiles.end - 1) / tw) as isize);
+        let s = self.s_in as isize;
+        // The last tile row's six input rows of its last polyphase row.
+        let end = s * (4 * last + self.o + 5) + s;
+        let clamp = |r: isize| r.clamp(0, h as isize) as usize;
+        clamp(s * (4 * first + self.o))..clamp(end)
+    }
+
+    /// The tiles `tiles` of [`Winograd::run`] (row-major; their outputs only), reading `band`,
+    /// which must hold at least [`Winograd::rows_read`] of them.
+    pub fn run_tiles(
+        &self,
+        grid: (usize, usize),
+        tiles: std::ops::Range<usize>,
+        band: Band<'_>,
+        bias: Option<&[f32]>,
+        out: &mut Tensor,
+    ) {
         let (gh, gw) = grid;
-        let (th, tw) = (gh.div_ceil(4), gw.div_ceil(4));
-        let blocks = (th * tw).div_ceil(TW);
+        let tw = gw.div_ceil(4);
+        debug_assert!(tiles.end <= gh.div_ceil(4) * tw);
+        debug_assert!({
+            let need = self.rows_read(tiles.clone(), gw, band.h);
+            need.is_empty() || (band.y0 <= need.start && need.end <= band.y0 + band.x.h)
+        });
+        let (first, count) = (tiles.start, tiles.len());
+        let blocks = count.div_ceil(TW);
         let (cin_w, cout_w) = (self.src.len(), self.sink.len());
         // Weights too large for the cache are streamed once per task: a task of several blocks
         // streams them once for all of them.
@@ -277,7 +321,10 @@ impl Winograd {
                     .map(|b| {
                         std::array::from_fn(|t| {
                             let i = (grp * group + b) * TW + t;
-                            (i < th * tw).then(|| (4 * (i / tw) as isize, 4 * (i % tw) as isize))
+                            (i < count).then(|| {
+                                let i = first + i;
+                                (4 * (i / tw) as isize, 4 * (i % tw) as isize)
+                            })
                         })
                     })
                     .collect();
@@ -285,7 +332,7 @@ impl Winograd {
                     let n = cb.min(cin_w - c0);
                     for (b, tiles) in tiles.iter().enumerate() {
                         let src = Source {
-                            x,
+                            band,
                             tiles,
                             cb,
                             ld,
@@ -368,9 +415,19 @@ impl Simd {
     }
 }
 
+/// Rows `y0..y0 + x.h` of an input `h` rows high (the rows outside are never read: they are
+/// zero padding or another band's).
+#[derive(Clone, Copy)]
+pub(crate) struct Band<'a> {
+    pub x: &'a Tensor,
+    pub y0: usize,
+    pub h: usize,
+}
+
 /// Where a task's source channels come from.
+#[derive(Clone, Copy)]
 struct Source<'a> {
-    x: &'a Tensor,
+    band: Band<'a>,
     tiles: &'a [Option<(isize, isize)>; TW],
     /// Source channels per pass (rows of each of the 36 matrices in `v`).
     cb: usize,
@@ -401,7 +458,7 @@ struct Sink<'a> {
 #[inline(always)]
 unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f32], v: &mut [f32]) {
     let Source {
-        x,
+        band,
         tiles,
         cb,
         ld,
@@ -409,8 +466,10 @@ unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f3
     } = *src;
     let (ci, py, px) = w.src[c];
     let (s, o) = (w.s_in as isize, w.o);
-    let (h, wd) = (x.h as isize, x.w as isize);
-    let plane = x.channel(ci);
+    let (h, wd) = (band.h as isize, band.x.w as isize);
+    // The band's rows start at `y0`: row `r` of the input is row `r - y0` of its planes.
+    let plane = band.x.channel(ci);
+    let base = -(band.y0 as isize) * wd;
     let (d, z) = p.split_at_mut(36 * TW);
     for (t, tile) in tiles.iter().enumerate() {
         let Some((u0, v0)) = *tile else {
@@ -423,8 +482,8 @@ unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f3
         let inside = u0 + o >= 0 && v0 + o >= 0 && r0 + 5 * s < h && c0 + 5 * s < wd;
         if inside {
             for i in 0..6 {
-                let row =
-                    &plane[((r0 + s * i as isize) * wd + c0) as usize..][..5 * s as usize + 1];
+                let row = &plane[(base + (r0 + s * i as isize) * wd + c0) as usize..]
+                    [..5 * s as usize + 1];
                 for j in 0..6 {
                     d[(i * 6 + j) * TW + t] = row[j * s as usize];
                 }
@@ -437,7 +496,7 @@ unsafe fn input(w: &Winograd, src: &Source<'_>, c: usize, cv: usize, p: &mut [f3
                 let col = c0 + s * j as isize;
                 d[(i * 6 + j) * TW + t] =
                     if u0 + o + i as isize >= 0 && r < h && v0 + o + j as isize >= 0 && col < wd {
-                        plane[(r * wd + col) as usize]
+                        plane[(base + r * wd + col) as usize]
                     } else {
                         0.0
                     };

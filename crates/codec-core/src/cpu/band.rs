@@ -1,0 +1,147 @@
+//! The head of an analysis transform, `conv → GDN → conv`, a band of rows at a time.
+//!
+//! Why: the first convolution's output is the largest activation of an encoder (25 MB at N = 64
+//! for a Kodak image, 12.6 MB for b2018-gdn-128's 9x9/4 layer). Made whole, it is fresh memory in
+//! a one-shot process (page faults, the kernel zeroing every page) and falls out of the caches
+//! between the three layers that touch it. Here the first convolution writes only the rows that
+//! the next tile rows of the Winograd layer read, into a band buffer of a few MiB reused down the
+//! image; GDN runs on those rows in place; the rows two bands share are moved up, not computed
+//! again. The same kernels run on the same values, so the result is the layer-by-layer one up to
+//! the blocking of the GEMMs' sums (within the Fast tolerance; nothing here decides a
+//! probability table).
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::conv::{ConvLayer, CpuLayer, GdnLayer, SendPtr, Spares};
+use super::gdn::gdn_fast_pixels;
+use super::gemm::{recycle, PlainConv};
+use super::winograd::{Band, Winograd};
+use crate::tensor::Tensor;
+
+/// Target size of the band buffer. Smaller bands measured slower in a one-shot (more, shorter
+/// parallel loops); see docs/benchmarks.md.
+const BAND_BYTES: usize = 8 << 20;
+
+/// A `conv → GDN → Winograd conv` head, packed for [`Math::Fast`](super::Math::Fast).
+pub(crate) struct Head<'a> {
+    conv0: &'a ConvLayer,
+    plain: PlainConv<'a>,
+    gdn: &'a GdnLayer,
+    conv2: &'a ConvLayer,
+    wino: &'a Winograd,
+}
+
+impl<'a> Head<'a> {
+    /// The head of `layers` if they start with a plain im2col convolution, a forward GDN and a
+    /// Winograd convolution (the analysis transforms' first three layers). Packs their weights.
+    pub fn of(layers: &'a [CpuLayer]) -> Option<Head<'a>> {
+        let [CpuLayer::Conv(conv0), CpuLayer::Gdn(gdn), CpuLayer::Conv(conv2), ..] = layers else {
+            return None;
+        };
+        if gdn.inverse || conv0.geom.transposed || conv2.geom.transposed {
+            return None;
+        }
+        if conv0.geom.cout != gdn.c || gdn.c != conv2.geom.cin {
+            return None;
+        }
+        Some(Head {
+            plain: conv0.fast().plain(&conv0.geom)?,
+            wino: conv2.fast().winograd()?,
+            conv0,
+            gdn,
+            conv2,
+        })
+    }
+
+    /// Runs the three layers on `x`, their output and the band in buffers from `spares` (the
+    /// band's given back).
+    pub fn run(&self, x: &Tensor, spares: &mut Spares) -> Tensor {
+        let (g0, g2) = (&self.conv0.geom, &self.conv2.geom);
+        let (h1, w1) = g0.out_hw(x.h, x.w);
+        let (c1, c2) = (g0.cout, g2.cout);
+        let grid = g2.grid(h1, w1);
+        let (oh, ow) = g2.out_hw(h1, w1);
+        let mut y = recycle(spares.take(c2 * oh * ow), c2, oh, ow);
+        let tw = grid.1.div_ceil(4);
+        let tiles = grid.0.div_ceil(4) * tw;
+        if oh * ow == 0 || h1 * w1 == 0 {
+            return y;
+        }
+        // Tiles per band: about `BAND_BYTES` of input rows (each tile row is `4 * stride` rows
+        // of `c1 x w1` values), in whole blocks of the Winograd kernel (a part-filled block
+        // computes as much as a full one).
+        let row_bytes = 4 * c1 * w1;
+        let tile_rows = (BAND_BYTES / (row_bytes * 4 * g2.step()).max(1)).max(1);
+        #[cfg(test)]
+        let tile_rows = match super::tests::BAND_TILE_ROWS.get() {
+            0 => tile_rows,
+            n => n,
+        };
+        let per_band = (tile_rows * tw).div_ceil(Winograd::BLOCK) * Winograd::BLOCK;
+        // At least four blocks per thread: the Winograd kernel splits the sink channels of a
+        // smaller layer between tasks, which transforms the same input once per task.
+        #[cfg(not(test))]
+        let per_band = per_band.max(4 * rayon::current_num_threads() * Winograd::BLOCK);
+        let bands: Vec<Range<usize>> = (0..tiles)
+            .step_by(per_band)
+            .map(|t| t..tiles.min(t + per_band))
+            .collect();
+        let rows: Vec<Range<usize>> = bands
+            .iter()
+            .map(|t| self.wino.rows_read(t.clone(), grid.1, h1))
+            .collect();
+        let cap = rows.iter().map(Range::len).max().unwrap_or(0);
+        let mut b = recycle(spares.take(c1 * cap * w1), c1, cap, w1);
+        let stride = cap * w1;
+        // Rows of the input held by `b` now, from `held.start` at its row 0.
+        let mut held = 0..0;
+        for (tiles, need) in bands.into_iter().zip(rows) {
+            // Keep the rows this band shares with the last one, at the top.
+            let keep = need.start.max(held.start)..need.end.min(held.end);
+            let start = need.start;
+            debug_assert!(keep.is_empty() || keep.start == start, "bands move down");
+            if !keep.is_empty() && keep.start > held.start {
+                let (from, len) = ((keep.start - held.start) * w1, keep.len() * w1);
+                let to = (keep.start - start) * w1;
+                b.data
+                    .par_chunks_exact_mut(stride)
+                    .for_each(|plane| plane.copy_within(from..from + len, to));
+            }
+            let fresh = if keep.is_empty() {
+                need.clone()
+            } else {
+                keep.end..need.end
+            };
+            if !fresh.is_empty() {
+                let at = (fresh.start - start) * w1;
+                let ptr = SendPtr(b.data.as_mut_ptr());
+                // GDN on each tile of the convolution's rows as soon as it is written.
+                let gdn = |p0: usize, n: usize| {
+                    // SAFETY: the task that calls this has just written these pixels of every
+                    // plane of `b` and owns them; they lie inside the planes (below).
+                    unsafe { gdn_fast_pixels(self.gdn, ptr, stride, at + p0..at + p0 + n) }
+                };
+                // SAFETY: rows `fresh` land at rows `fresh - start` of each of `b`'s planes (all
+                // inside: `need.len() <= cap`), and nothing else touches `b` meanwhile.
+                unsafe {
+                    let to = SendPtr(ptr.get().add(at));
+                    let bias = self.conv0.bias();
+                    self.plain
+                        .run_rows(g0, bias, x, fresh.clone(), to, stride, &gdn);
+                }
+            }
+            held = need;
+            let src = Band {
+                x: &b,
+                y0: start,
+                h: h1,
+            };
+            self.wino
+                .run_tiles(grid, tiles, src, self.conv2.bias(), &mut y);
+        }
+        spares.give(b.data);
+        y
+    }
+}
