@@ -74,16 +74,13 @@ impl<'a> Head<'a> {
         // computes as much as a full one).
         let row_bytes = 4 * c1 * w1;
         let tile_rows = (BAND_BYTES / (row_bytes * 4 * g2.step()).max(1)).max(1);
+        let whole_blocks = |rows: usize| (rows * tw).div_ceil(Winograd::BLOCK) * Winograd::BLOCK;
+        let per_band = whole_blocks(tile_rows).max(self.wino.min_tiles());
         #[cfg(test)]
-        let tile_rows = match super::tests::BAND_TILE_ROWS.get() {
-            0 => tile_rows,
-            n => n,
+        let per_band = match super::tests::BAND_TILE_ROWS.get() {
+            0 => per_band,
+            n => whole_blocks(n),
         };
-        let per_band = (tile_rows * tw).div_ceil(Winograd::BLOCK) * Winograd::BLOCK;
-        // At least four blocks per thread: the Winograd kernel splits the sink channels of a
-        // smaller layer between tasks, which transforms the same input once per task.
-        #[cfg(not(test))]
-        let per_band = per_band.max(4 * rayon::current_num_threads() * Winograd::BLOCK);
         let bands: Vec<Range<usize>> = (0..tiles)
             .step_by(per_band)
             .map(|t| t..tiles.min(t + per_band))

@@ -580,6 +580,15 @@ impl Spares {
         pick.map(|i| self.0.swap_remove(i)).unwrap_or_default()
     }
 
+    /// A buffer for the net's output, which leaves with the caller: a spare that holds `len`
+    /// values and is at most twice that, else none (a fresh allocation).
+    pub fn take_snug(&mut self, len: usize) -> Vec<f32> {
+        let snug = (0..self.0.len())
+            .filter(|&i| (len..=2 * len).contains(&self.0[i].capacity()))
+            .min_by_key(|&i| self.0[i].capacity());
+        snug.map(|i| self.0.swap_remove(i)).unwrap_or_default()
+    }
+
     pub fn give(&mut self, buf: Vec<f32>) {
         if buf.capacity() > 0 {
             self.0.push(buf);
@@ -660,12 +669,19 @@ impl CpuNet {
             Some(head) => (Some(head.run(x, &mut spares)), &self.layers[3..]),
             None => (None, &self.layers[..]),
         };
-        for layer in rest {
+        // The last convolution's output is the net's (element-wise layers run in place).
+        let last = rest.iter().rposition(|l| matches!(l, CpuLayer::Conv(_)));
+        for (i, layer) in rest.iter().enumerate() {
             cur = Some(match (layer, cur.take()) {
                 (CpuLayer::Conv(c), t) => {
                     let input = t.as_ref().unwrap_or(x);
                     let (oh, ow) = c.geom.out_hw(input.h, input.w);
-                    let buf = spares.take(c.geom.cout * oh * ow);
+                    let len = c.geom.cout * oh * ow;
+                    let buf = if Some(i) == last {
+                        spares.take_snug(len)
+                    } else {
+                        spares.take(len)
+                    };
                     let y = c.forward_into(input, self.math, buf);
                     if let Some(t) = t {
                         spares.give(t.data);
@@ -676,12 +692,7 @@ impl CpuNet {
                 (l, None) => l.forward_owned(x.clone(), self.math),
             });
         }
-        let mut y = cur.unwrap_or_else(|| x.clone());
-        // The output leaves with the caller: in a buffer of its own size, not a large spare.
-        if y.data.capacity() > 2 * y.data.len() {
-            let exact = y.data.to_vec();
-            spares.give(std::mem::replace(&mut y.data, exact));
-        }
+        let y = cur.unwrap_or_else(|| x.clone());
         spares.trim();
         if let Ok(mut kept) = self.spares.lock() {
             if spares.0.iter().map(Vec::capacity).sum::<usize>()

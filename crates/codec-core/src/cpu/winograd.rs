@@ -136,6 +136,14 @@ impl Winograd {
     /// Tiles the kernel computes together (a part-filled block costs as much as a full one).
     pub const BLOCK: usize = TW;
 
+    /// The fewest tiles a call should get: four tasks per thread of whole blocks (two blocks a
+    /// task where the weights are large, see [`Winograd::run_tiles`]); with fewer, the sink
+    /// channels are split between tasks, each transforming the same input again.
+    pub fn min_tiles(&self) -> usize {
+        let group = if 4 * self.u.len() > GROUP_BYTES { 2 } else { 1 };
+        4 * rayon::current_num_threads() * group * TW
+    }
+
     /// The layer in the Winograd domain, or `None` where im2col + GEMM suits it better (too few
     /// channels) or it does not fit a 3x3 correlation.
     pub fn prepare(layer: &ConvLayer) -> Option<Winograd> {
