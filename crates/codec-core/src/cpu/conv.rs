@@ -554,7 +554,10 @@ pub struct CpuNet {
     /// The net's shapes, for the tiler.
     plan: Net,
     geometry: Geometry,
-    /// The two largest buffers of the last forward pass, for the next one. glibc maps a block over
+    /// The three largest buffers of the last forward pass, for the next one (the output leaves
+    /// with the caller in one of them; with two kept, `mbt2018-mean`'s nets at the zoo's q5
+    /// widths faulted in 2,300 fresh pages a compress and decompress in a warm process, with
+    /// three 210, docs/benchmarks.md). glibc maps a block over
     /// 32 MiB on its own and unmaps it when freed (the first activation of a 768x512 image at
     /// N = 128 is 48 MiB), so without this every call faults such a buffer in again, zeroed by
     /// the kernel, page by page (about 2 us a page on the development VM: tens of milliseconds
@@ -569,7 +572,7 @@ pub(crate) struct Spares(Vec<Vec<f32>>);
 
 impl Spares {
     /// Buffers kept between calls.
-    const KEPT: usize = 2;
+    const KEPT: usize = 3;
 
     /// The smallest buffer that holds `len` values, else the largest (grown by its user).
     pub fn take(&mut self, len: usize) -> Vec<f32> {
@@ -578,15 +581,6 @@ impl Spares {
             .min_by_key(|&i| self.0[i].capacity());
         let pick = fits.or_else(|| (0..self.0.len()).max_by_key(|&i| self.0[i].capacity()));
         pick.map(|i| self.0.swap_remove(i)).unwrap_or_default()
-    }
-
-    /// A buffer for the net's output, which leaves with the caller: a spare that holds `len`
-    /// values and is at most twice that, else none (a fresh allocation).
-    pub fn take_snug(&mut self, len: usize) -> Vec<f32> {
-        let snug = (0..self.0.len())
-            .filter(|&i| (len..=2 * len).contains(&self.0[i].capacity()))
-            .min_by_key(|&i| self.0[i].capacity());
-        snug.map(|i| self.0.swap_remove(i)).unwrap_or_default()
     }
 
     pub fn give(&mut self, buf: Vec<f32>) {
@@ -669,19 +663,12 @@ impl CpuNet {
             Some(head) => (Some(head.run(x, &mut spares)), &self.layers[3..]),
             None => (None, &self.layers[..]),
         };
-        // The last convolution's output is the net's (element-wise layers run in place).
-        let last = rest.iter().rposition(|l| matches!(l, CpuLayer::Conv(_)));
-        for (i, layer) in rest.iter().enumerate() {
+        for layer in rest {
             cur = Some(match (layer, cur.take()) {
                 (CpuLayer::Conv(c), t) => {
                     let input = t.as_ref().unwrap_or(x);
                     let (oh, ow) = c.geom.out_hw(input.h, input.w);
-                    let len = c.geom.cout * oh * ow;
-                    let buf = if Some(i) == last {
-                        spares.take_snug(len)
-                    } else {
-                        spares.take(len)
-                    };
+                    let buf = spares.take(c.geom.cout * oh * ow);
                     let y = c.forward_into(input, self.math, buf);
                     if let Some(t) = t {
                         spares.give(t.data);
