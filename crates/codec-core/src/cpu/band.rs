@@ -1,14 +1,15 @@
 //! The head of an analysis transform, `conv → GDN → conv`, a band of rows at a time.
 //!
 //! Why: the first convolution's output is the largest activation of an encoder (25 MB at N = 64
-//! for a Kodak image, 12.6 MB for b2018-gdn-128's 9x9/4 layer). Made whole, it is fresh memory in
-//! a one-shot process (page faults, the kernel zeroing every page) and falls out of the caches
-//! between the three layers that touch it. Here the first convolution writes only the rows that
-//! the next tile rows of the Winograd layer read, into a band buffer of a few MiB reused down the
-//! image; GDN runs on those rows in place; the rows two bands share are moved up, not computed
-//! again. The same kernels run on the same values, so the result is the layer-by-layer one up to
-//! the blocking of the GEMMs' sums (within the Fast tolerance; nothing here decides a
-//! probability table).
+//! for a Kodak image). Made whole, it is fresh memory in a one-shot process (page faults, the
+//! kernel zeroing every page) and falls out of the caches between the three layers that touch it.
+//! Here the first convolution (im2col + GEMM) writes only the rows that the next blocks of the
+//! Winograd layer's tiles read, into a band buffer of about [`BAND_BYTES`] reused down the image;
+//! each of its tasks runs the GDN on the pixels it has just written; the rows two bands share
+//! are moved up, not computed again. The same kernels run on the same values, so the result is
+//! the layer-by-layer one up to the blocking of the GEMMs' sums (within the Fast tolerance;
+//! nothing here decides a probability table). b2018-gdn-128's 9x9/4 first layer is itself a
+//! Winograd layer and does not match (its output tiles are four rows high).
 
 use std::ops::Range;
 
@@ -95,22 +96,17 @@ impl<'a> Head<'a> {
         // Rows of the input held by `b` now, from `held.start` at its row 0.
         let mut held = 0..0;
         for (tiles, need) in bands.into_iter().zip(rows) {
-            // Keep the rows this band shares with the last one, at the top.
-            let keep = need.start.max(held.start)..need.end.min(held.end);
             let start = need.start;
-            debug_assert!(keep.is_empty() || keep.start == start, "bands move down");
-            if !keep.is_empty() && keep.start > held.start {
-                let (from, len) = ((keep.start - held.start) * w1, keep.len() * w1);
-                let to = (keep.start - start) * w1;
+            debug_assert!(start >= held.start, "bands move down");
+            // Move the rows this band shares with the last one to the top.
+            let keep = start..need.end.min(held.end);
+            if !keep.is_empty() && start > held.start {
+                let (from, len) = ((start - held.start) * w1, keep.len() * w1);
                 b.data
                     .par_chunks_exact_mut(stride)
-                    .for_each(|plane| plane.copy_within(from..from + len, to));
+                    .for_each(|plane| plane.copy_within(from..from + len, 0));
             }
-            let fresh = if keep.is_empty() {
-                need.clone()
-            } else {
-                keep.end..need.end
-            };
+            let fresh = held.end.clamp(start, need.end)..need.end;
             if !fresh.is_empty() {
                 let at = (fresh.start - start) * w1;
                 let ptr = SendPtr(b.data.as_mut_ptr());

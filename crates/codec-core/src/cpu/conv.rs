@@ -557,11 +557,12 @@ pub struct CpuNet {
     /// The three largest buffers of the last forward pass, for the next one (the output leaves
     /// with the caller in one of them; with two kept and a snug buffer for the output,
     /// `mbt2018-mean`'s nets at the zoo's q5 widths faulted in 2,300 fresh pages a compress and
-    /// decompress in a warm process, with three kept 210-370, docs/benchmarks.md). glibc maps a block over
-    /// 32 MiB on its own and unmaps it when freed (the first activation of a 768x512 image at
-    /// N = 128 is 48 MiB), so without this every call faults such a buffer in again, zeroed by
-    /// the kernel, page by page (about 2 us a page on the development VM: tens of milliseconds
-    /// per image). Held between calls; no larger than the activations the memory budget allows.
+    /// decompress in a warm process, with three kept 210-370, docs/benchmarks.md). glibc maps a
+    /// block over 32 MiB on its own and unmaps it when freed (the first activation of a 768x512
+    /// image at N = 128 is 48 MiB), so without this every call faults such a buffer in again,
+    /// zeroed by the kernel, page by page (about 2 us a page on the development VM: tens of
+    /// milliseconds per image). Held between calls; no larger than the activations the memory
+    /// budget allows.
     spares: Mutex<Spares>,
 }
 
