@@ -23,7 +23,8 @@ use rayon::prelude::*;
 
 use super::conv::{ConvLayer, SendPtr};
 use super::gemm::{sgemm, with_scratch};
-use super::{has_avx2, has_avx512, zeroed};
+use super::slab::Packed;
+use super::{has_avx2, has_avx512};
 use crate::tensor::Tensor;
 
 /// Tiles per block (vector lanes of the transforms, columns of the GEMMs).
@@ -51,7 +52,7 @@ pub(crate) struct Winograd {
     o: isize,
     /// `G g Gᵀ` of every sink/source pair: `[cout_w][36][cin_w]` row-major (a GEMM reads the
     /// `[cout_w, cin_w]` matrix of one of the 36 products with row stride `36 * cin_w`).
-    u: Vec<f32>,
+    u: Packed,
 }
 
 /// `Bᵀ` of F(4x4, 3x3): the input transform of a 6-vector.
@@ -190,8 +191,9 @@ impl Winograd {
         // A `Conv2d`'s output channel is one contiguous run of its weights, read per task; a
         // `ConvTranspose2d`'s is strided, so its weights are converted whole first.
         let all = g.transposed.then(|| layer.weights_f32());
-        let mut u = zeroed(36 * cout_w * cin_w);
-        u.par_chunks_mut(36 * cin_w).enumerate().for_each_init(
+        let mut u = Packed::zeroed(36 * cout_w * cin_w);
+        let u_rows = u.as_mut_slice();
+        u_rows.par_chunks_mut(36 * cin_w).enumerate().for_each_init(
             || (vec![0.0f32; 27 * cin_w], vec![0.0f32; g.cin * k * k]),
             |(buf, block), (q, uq)| {
                 // The weights of the output channel sink `q` belongs to.

@@ -1,7 +1,6 @@
 //! Reads a family's safetensors file into graphs, gains and raw CDF tables, checking every shape.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,6 +8,7 @@ use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 use super::architecture::{Architecture, Op};
+use super::file_bytes::{read_file, FileBytes};
 use super::graph::{Conv, Layer, Net, Weights};
 use super::{FamilyEntry, ModelError};
 
@@ -431,54 +431,6 @@ impl Reader<'_, '_> {
     }
 }
 
-/// A file's bytes in a buffer that starts on a 2 MiB boundary.
-struct FileBytes {
-    buf: Vec<u8>,
-    start: usize,
-    len: usize,
-}
-
-impl FileBytes {
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
-    }
-}
-
-impl AsRef<[u8]> for FileBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.bytes()
-    }
-}
-
-/// Reads `path` into a fresh buffer whose whole 2 MiB pages ask for transparent huge pages before
-/// the read touches them: a model file is megabytes, and faulting its copy in 4 KiB pages (each
-/// zeroed by the kernel) took most of the 5-9 ms its read took on a cold start. The buffer is
-/// over-allocated by up to 2 MiB of untouched address space so that the bytes start on a huge page.
-fn read_file(path: &Path) -> std::io::Result<FileBytes> {
-    const HUGE: usize = 2 << 20;
-    let mut file = std::fs::File::open(path)?;
-    // Above 256 MiB (no model is near it) `std::fs::read`, whose allocation failure is an error
-    // rather than an abort.
-    const MAX: usize = 256 << 20;
-    let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
-    if !(HUGE..=MAX).contains(&len) {
-        let buf = std::fs::read(path)?;
-        let len = buf.len();
-        return Ok(FileBytes { buf, start: 0, len });
-    }
-    let mut buf = vec![0u8; len.saturating_add(HUGE)];
-    let start = buf.as_ptr().align_offset(HUGE).min(HUGE);
-    crate::cpu::advise_huge_pages(&buf[start..start + len]);
-    file.read_exact(&mut buf[start..start + len])?;
-    // A file that grew since its length was taken is read again whole.
-    if file.read(&mut [0u8; 1])? != 0 {
-        let buf = std::fs::read(path)?;
-        let len = buf.len();
-        return Ok(FileBytes { buf, start: 0, len });
-    }
-    Ok(FileBytes { buf, start, len })
-}
-
 fn finite<V: AsRef<[f32]>>(name: &str, v: V) -> Result<V, ModelError> {
     // A fold without an early exit, a block at a time: it vectorizes (`all` stops at each value).
     let ok = v
@@ -531,17 +483,6 @@ mod tests {
             );
             // And the loader gives that id.
             assert_eq!(registry.load(entry).expect("load").weights_id, id);
-        }
-    }
-
-    /// A model file read through the huge-page buffer holds exactly the file's bytes.
-    #[test]
-    fn read_file_gives_the_files_bytes() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-        for name in ["manifest.json", "b2018-gdn-128.safetensors"] {
-            let path = dir.join(name);
-            let got = read_file(&path).expect("read");
-            assert_eq!(got.bytes(), std::fs::read(&path).expect("read").as_slice());
         }
     }
 }

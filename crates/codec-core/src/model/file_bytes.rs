@@ -1,0 +1,128 @@
+//! A model file's bytes, shared by the nets whose weights stay in the file until a layer packs them.
+//!
+//! Why mapped: a one-shot `tfci-enc compress` reads its model once, and reading copies the file
+//! (4-6 MB) from the page cache into fresh memory, which the kernel zeroes page by page first; on
+//! the development VM fresh memory costs 0.15-2.8 ms per MiB, several times that after a few idle
+//! seconds (docs/benchmarks.md, the one-shot section). A read-only private mapping uses the page
+//! cache's own pages: nothing zeroed, nothing copied. Like a shared library, the file must not be
+//! truncated while a process maps it (its pages past the new end would fault); installers replace
+//! model files by writing a new file and renaming it, which leaves the mapped one intact. Files
+//! under [`MAPPED_FROM`] bytes, and every file outside Unix, are read.
+
+use std::io::Read;
+use std::path::Path;
+
+/// The smallest file that is mapped rather than read (a model is megabytes; the tests' files are
+/// kilobytes, for which a mapping gains nothing).
+const MAPPED_FROM: u64 = 1 << 16;
+
+/// A file's bytes, mapped or read (module docs).
+pub(super) struct FileBytes(Repr);
+
+enum Repr {
+    #[cfg(unix)]
+    Mapped {
+        ptr: std::ptr::NonNull<u8>,
+        len: usize,
+    },
+    Read(Vec<u8>),
+}
+
+// SAFETY: a mapped file is read-only memory this value owns alone (unmapped on drop); shared
+// references only read it.
+unsafe impl Send for FileBytes {}
+// SAFETY: as above.
+unsafe impl Sync for FileBytes {}
+
+impl FileBytes {
+    pub(super) fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            // SAFETY: `len` bytes mapped readable at `ptr` for as long as `self` lives.
+            #[cfg(unix)]
+            Repr::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
+            Repr::Read(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for FileBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
+impl Drop for FileBytes {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Repr::Mapped { ptr, len } = self.0 {
+            // SAFETY: the mapping this value made, unmapped once.
+            unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+        }
+    }
+}
+
+/// The bytes of the file at `path` (module docs).
+pub(super) fn read_file(path: &Path) -> std::io::Result<FileBytes> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    #[cfg(unix)]
+    if len >= MAPPED_FROM {
+        if let Some(mapped) = map(&file, len) {
+            return Ok(mapped);
+        }
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut buf)?;
+    Ok(FileBytes(Repr::Read(buf)))
+}
+
+/// `file`'s first `len` bytes mapped read-only, its pages entered at once (one call instead of a
+/// fault per few pages); `None` where the kernel refuses or the file shrank meanwhile (then it is
+/// read).
+#[cfg(unix)]
+fn map(file: &std::fs::File, len: u64) -> Option<FileBytes> {
+    use std::os::fd::AsRawFd;
+    let len = usize::try_from(len).ok()?;
+    #[cfg(target_os = "linux")]
+    let flags = libc::MAP_PRIVATE | libc::MAP_POPULATE;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MAP_PRIVATE;
+    // SAFETY: a new read-only mapping of an open file at an address the kernel picks; it aliases
+    // nothing this process holds.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            flags,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return None;
+    }
+    let mapped = FileBytes(Repr::Mapped {
+        ptr: std::ptr::NonNull::new(ptr.cast())?,
+        len,
+    });
+    // A file cut shorter between its length and the mapping would fault past its new end.
+    let still = file.metadata().ok()?.len();
+    (still >= len as u64).then_some(mapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mapped (a model) or read (the manifest), the bytes are the file's.
+    #[test]
+    fn read_file_gives_the_files_bytes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        for name in ["manifest.json", "b2018-gdn-128.safetensors"] {
+            let path = dir.join(name);
+            let got = read_file(&path).expect("read");
+            assert_eq!(got.bytes(), std::fs::read(&path).expect("read").as_slice());
+        }
+    }
+}
