@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 /// Floats per slab (16 MiB of address space, touched only where handed out).
 const SLAB: usize = 4 << 20;
 
-/// Buffers are handed out at multiples of this many floats (64 bytes, a cache line).
+/// Buffers are handed out this many floats apart (64 bytes, a cache line, from the slab's start).
 const ALIGN: usize = 16;
 
 /// A zeroed block of floats, freed when every [`Packed`] in it is dropped.
@@ -33,8 +33,10 @@ unsafe impl Sync for Slab {}
 
 impl Slab {
     fn new(len: usize) -> Arc<Slab> {
+        // A float's own alignment: the system allocator then takes its zeroed-allocation path
+        // (fresh pages the kernel zeroes at first touch, after the huge-page advice below), where
+        // a larger alignment would have it write zeros over the whole slab first.
         let layout = Layout::array::<f32>(len.max(1))
-            .and_then(|l| l.align_to(64))
             .unwrap_or_else(|_| panic!("a slab of {len} floats overflows"));
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
