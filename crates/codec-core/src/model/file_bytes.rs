@@ -5,15 +5,16 @@
 //! the development VM fresh memory costs 0.15-2.8 ms per MiB, several times that after a few idle
 //! seconds (docs/benchmarks.md, the one-shot section). A read-only private mapping uses the page
 //! cache's own pages: nothing zeroed, nothing copied. Like a shared library, the file must not be
-//! truncated while a process maps it (its pages past the new end would fault); installers replace
-//! model files by writing a new file and renaming it, which leaves the mapped one intact. Files
-//! under [`MAPPED_FROM`] bytes, and every file outside Unix, are read.
+//! rewritten in place while a process maps it (pages past a truncated end would fault, changed
+//! bytes would show through after the checksum); installers replace model files by writing a new
+//! file and renaming it, which leaves the mapped one intact. Files under [`MAPPED_FROM`] bytes,
+//! and every file outside Unix, are read.
 
-use std::io::Read;
 use std::path::Path;
 
 /// The smallest file that is mapped rather than read (a model is megabytes; the tests' files are
 /// kilobytes, for which a mapping gains nothing).
+#[cfg(unix)]
 const MAPPED_FROM: u64 = 1 << 16;
 
 /// A file's bytes, mapped or read (module docs).
@@ -63,17 +64,18 @@ impl Drop for FileBytes {
 
 /// The bytes of the file at `path` (module docs).
 pub(super) fn read_file(path: &Path) -> std::io::Result<FileBytes> {
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
     #[cfg(unix)]
-    if len >= MAPPED_FROM {
-        if let Some(mapped) = map(&file, len) {
-            return Ok(mapped);
+    {
+        let file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if len >= MAPPED_FROM {
+            if let Some(mapped) = map(&file, len) {
+                return Ok(mapped);
+            }
         }
     }
-    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut buf)?;
-    Ok(FileBytes(Repr::Read(buf)))
+    // `std::fs::read` reports a buffer it cannot allocate as an error instead of aborting.
+    Ok(FileBytes(Repr::Read(std::fs::read(path)?)))
 }
 
 /// `file`'s first `len` bytes mapped read-only, its pages entered at once (one call instead of a
