@@ -8,20 +8,20 @@
 //! rewritten in place while a process maps it (pages past a truncated end would fault, changed
 //! bytes would show through after the checksum); installers replace model files by writing a new
 //! file and renaming it, which leaves the mapped one intact. Files under [`MAPPED_FROM`] bytes,
-//! and every file outside Unix, are read.
+//! and every file outside Linux (where the crate has no `libc`), are read.
 
 use std::path::Path;
 
 /// The smallest file that is mapped rather than read (a model is megabytes; the tests' files are
 /// kilobytes, for which a mapping gains nothing).
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 const MAPPED_FROM: u64 = 1 << 16;
 
 /// A file's bytes, mapped or read (module docs).
 pub(super) struct FileBytes(Repr);
 
 enum Repr {
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     Mapped {
         ptr: std::ptr::NonNull<u8>,
         len: usize,
@@ -39,7 +39,7 @@ impl FileBytes {
     pub(super) fn bytes(&self) -> &[u8] {
         match &self.0 {
             // SAFETY: `len` bytes mapped readable at `ptr` for as long as `self` lives.
-            #[cfg(unix)]
+            #[cfg(target_os = "linux")]
             Repr::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
             Repr::Read(v) => v,
         }
@@ -54,7 +54,7 @@ impl AsRef<[u8]> for FileBytes {
 
 impl Drop for FileBytes {
     fn drop(&mut self) {
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         if let Repr::Mapped { ptr, len } = self.0 {
             // SAFETY: the mapping this value made, unmapped once.
             unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
@@ -64,7 +64,7 @@ impl Drop for FileBytes {
 
 /// The bytes of the file at `path` (module docs).
 pub(super) fn read_file(path: &Path) -> std::io::Result<FileBytes> {
-    #[cfg(unix)]
+    #[cfg(target_os = "linux")]
     {
         let file = std::fs::File::open(path)?;
         let len = file.metadata()?.len();
@@ -81,14 +81,11 @@ pub(super) fn read_file(path: &Path) -> std::io::Result<FileBytes> {
 /// `file`'s first `len` bytes mapped read-only, its pages entered at once (one call instead of a
 /// fault per few pages); `None` where the kernel refuses or the file shrank meanwhile (then it is
 /// read).
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn map(file: &std::fs::File, len: u64) -> Option<FileBytes> {
     use std::os::fd::AsRawFd;
     let len = usize::try_from(len).ok()?;
-    #[cfg(target_os = "linux")]
     let flags = libc::MAP_PRIVATE | libc::MAP_POPULATE;
-    #[cfg(not(target_os = "linux"))]
-    let flags = libc::MAP_PRIVATE;
     // SAFETY: a new read-only mapping of an open file at an address the kernel picks; it aliases
     // nothing this process holds.
     let ptr = unsafe {
