@@ -131,6 +131,7 @@ mod tests {
         let big = Packed::zeroed(SLAB);
         assert_eq!(big.len(), SLAB);
         assert!(big.iter().all(|&v| v == 0.0));
+        assert!(kept.iter().all(|(_, b)| !Arc::ptr_eq(&b.slab, &big.slab)));
         for (i, b) in &kept {
             assert_eq!(b.len(), (i + 1) * 1000 + 7);
             assert!(b.iter().all(|&v| v == *i as f32));
