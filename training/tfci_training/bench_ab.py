@@ -26,12 +26,13 @@ import time
 from .benchutil import REPO, sample
 
 
-def call(exe: str, model: str, image: str, out: str, pause: float) -> float:
-    """Wall time of one ``compress`` in ms, after ``pause`` seconds of sleep."""
+def call(exe: str, model: str, image: str, out: str, pause: float, backend: str = "cpu") -> float:
+    """Wall time of one ``compress`` in ms, after ``pause`` seconds of sleep; ``backend``
+    ``default`` gives no ``--backend`` (what a user types)."""
     time.sleep(pause)
+    pick = [] if backend == "default" else ["--backend", backend]
     t0 = time.perf_counter()
-    subprocess.run([exe, "compress", "--backend", "cpu", model, image, out], check=True, cwd=REPO,
-                   capture_output=True)
+    subprocess.run([exe, "compress", *pick, model, image, out], check=True, cwd=REPO, capture_output=True)
     return (time.perf_counter() - t0) * 1e3
 
 
@@ -51,6 +52,7 @@ def main(argv=None) -> int:
     ap.add_argument("--image", default=os.path.join(REPO, "..", "shared", "data", "kodak", "kodim01.png"))
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--pause", type=float, default=0.0, help="seconds of sleep before every call")
+    ap.add_argument("--backend", default="cpu", help="cpu, gpu, auto, or default (no --backend flag)")
     ap.add_argument("--max-other", type=float, default=0.10)
     args = ap.parse_args(argv)
     exes = [os.path.abspath(args.a), os.path.abspath(args.b)]
@@ -64,11 +66,12 @@ def main(argv=None) -> int:
             for m in models:
                 # Alternate which binary goes first; round 0 only warms the page cache.
                 for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                    ms, _, clean = sample(lambda: call(exes[i], m, image, out, args.pause), args.max_other)
+                    ms, _, clean = sample(lambda: call(exes[i], m, image, out, args.pause, args.backend), args.max_other)
                     if r > 0 and clean:
                         times[(m, i)].append(ms)
                     dropped += r > 0 and not clean
-    print(f"{os.path.basename(image)}, {args.rounds} rounds, pause {args.pause} s, {dropped} contended calls dropped")
+    print(f"{os.path.basename(image)}, {args.rounds} rounds, pause {args.pause} s, backend {args.backend}, "
+          f"{dropped} contended calls dropped")
     print(f"A = {args.a}\nB = {args.b}\n")
     print("| model | A (range) | B (range) | B / A |\n|---|---|---|---|")
     for m in models:

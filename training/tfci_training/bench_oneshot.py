@@ -4,7 +4,8 @@
 For each shipped family at its middle level, interleaved over ``--rounds`` rounds:
 1. one-shot: the release ``tfci-enc -v compress --backend cpu MODEL IMAGE OUT`` as a user runs it
    (process start, model read and checksums, weight repacking, PNG decode, compress, write, exit);
-   its wall time, and from ``-v`` the model read, the preparation and the per-file time;
+   its wall time, and from ``-v`` the model read, the preparation and the per-file time; and the
+   same call without ``--backend`` (``auto``, what a user types: it looks for a hardware GPU first);
 2. warm: the codec benchmark (``crates/codec-core/benches/codec.rs``, the same compress in a process
    that has already compressed the image ``--warmup`` times: 8-bit RGB to ``.tfci`` bytes, no PNG,
    no file), one process per round, its median over ``--runs``;
@@ -36,9 +37,11 @@ LOAD = re.compile(r"read in ([0-9.]+) ms, transforms prepared in ([0-9.]+) ms")
 FILE = re.compile(r"bpp \([^)]*\), ([0-9.]+) s$", re.M)
 
 
-def one_shot(exe: str, models: str, name: str, image: str, out: str) -> dict:
+def one_shot(exe: str, models: str, name: str, image: str, out: str, backend: str | None = "cpu") -> dict:
+    """One call; `backend` None is the user's default (`auto`: a hardware GPU if there is one)."""
+    pick = [] if backend is None else ["--backend", backend]
     t0 = time.perf_counter()
-    err = subprocess.run([exe, "-v", "compress", "--model-dir", models, "--backend", "cpu", name, image, out],
+    err = subprocess.run([exe, "-v", "compress", "--model-dir", models, *pick, name, image, out],
                          check=True, capture_output=True, text=True).stderr
     wall = (time.perf_counter() - t0) * 1e3
     load, per_file = LOAD.search(err), FILE.search(err)
@@ -93,6 +96,7 @@ def main(argv=None) -> int:
     shots = {e["family"]: [] for e in families}
     warms = {e["family"]: [] for e in families}
     further = {e["family"]: [] for e in families}
+    defaults = {e["family"]: [] for e in families}
     contended = 0
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.tfci")
@@ -112,6 +116,10 @@ def main(argv=None) -> int:
                 contended += not clean
                 if clean:
                     shots[e["family"]].append(s)
+                d, _, clean = sample(lambda: one_shot(exe, models, name, image, out, None), args.max_other)
+                contended += not clean
+                if clean:
+                    defaults[e["family"]].append(d["wall_ms"])
                 if args.batch > 1 and clean:
                     b, _, clean = sample(lambda: batch(exe, models, name, copies, outdir), args.max_other)
                     contended += not clean
@@ -133,20 +141,24 @@ def main(argv=None) -> int:
                      "ratio": round(med["wall_ms"] / w, 2), "samples": len(s),
                      "cli_per_image_ms": None if per_image is None else round(per_image, 1),
                      "cold_tax_ms": None if per_image is None else round(med["wall_ms"] - per_image, 1),
+                     "default_backend_ms": (round(statistics.median(defaults[fam]), 1)
+                                            if defaults[fam] else None),
                      "batch_samples": len(further[fam])})
     cpu = _cpu_model()
     lines = [f"{os.path.basename(image)}, {args.rounds} rounds, {contended} contended samples"
              + (f", {cpu}" if cpu else ""),
              "",
              "| model | one-shot wall (range) | model read | prepared | per-file (read, decode, compress, write) "
-             f"| warm compress | one-shot / warm | CLI per further image (batch of {args.batch}) | cold-start tax |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"| warm compress | one-shot / warm | CLI per further image (batch of {args.batch}) | cold-start tax "
+             "| one-shot, default backend |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per, tax = (("-", "-") if r["cli_per_image_ms"] is None
                     else (f"{r['cli_per_image_ms']} ms", f"{r['cold_tax_ms']} ms"))
+        default = "-" if r["default_backend_ms"] is None else f"{r['default_backend_ms']} ms"
         lines.append(f"| {r['model']} | {r['one_shot_ms']} ms ({r['range_ms'][0]}-{r['range_ms'][1]}) | "
                      f"{r['read_ms']} ms | {r['prepare_ms']} ms | {r['file_ms']} ms | {r['warm_ms']} ms | "
-                     f"{r['ratio']}x | {per} | {tax} |")
+                     f"{r['ratio']}x | {per} | {tax} | {default} |")
     print("\n".join(lines))
     if args.out:
         with open(args.out, "w") as f:

@@ -2,7 +2,9 @@
 //!
 //! `auto` takes a hardware GPU when wgpu finds one and the native CPU path otherwise; a software
 //! adapter (lavapipe, llvmpipe, WARP) only when asked for (`gpu`, or `--adapter` naming it),
-//! because the multithreaded CPU path beats an emulated GPU. Whatever is chosen, the entropy
+//! because the multithreaded CPU path beats an emulated GPU. On Linux without a GPU device node
+//! `auto` does not ask wgpu at all (`gpu::nodes`: loading the drivers cost a one-shot call more
+//! than a third of its time). Whatever is chosen, the entropy
 //! parameters run on the CPU's exact path (docs/determinism.md), so files cross backends.
 
 use std::fmt;
@@ -110,6 +112,13 @@ impl Backend {
             BackendKind::Gpu => Ok(Self::from_context(Arc::new(GpuContext::open(
                 wanted, true,
             )?))),
+            BackendKind::Auto if wanted.is_none() && !crate::gpu::may_have_hardware_gpu() => {
+                Ok(Backend {
+                    gpu: None,
+                    note: Some(crate::gpu::NO_DEVICE_NODE.into()),
+                    auto: true,
+                })
+            }
             BackendKind::Auto => match GpuContext::open(wanted, false) {
                 Ok(ctx) => Ok(Backend {
                     auto: true,

@@ -6,6 +6,7 @@
 //!   once per device;
 //! - `net`: [`GpuNet`], a [`crate::model::graph::Net`] with its weights uploaded once, run with
 //!   reused activation buffers;
+//! - `nodes`: whether a hardware GPU can be there at all, before `auto` loads any driver;
 //!
 //! [`GpuNet`] runs in spatial tiles (`tiling`) so an image of any size stays under the
 //! adapter's binding limits and a memory budget.
@@ -17,11 +18,13 @@ mod context;
 mod kernels;
 mod layout;
 mod net;
+mod nodes;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use context::{list_adapters, AdapterInfo, GpuContext};
 pub use net::GpuNet;
+pub use nodes::{may_have_hardware_gpu, NO_DEVICE_NODE};
 
 /// Anything that can go wrong on the GPU. None of them panics; the codec falls back to the
 /// CPU where the caller allowed it (see [`crate::backend`]).
