@@ -12,6 +12,8 @@
 //! goes to a [`Sink`], so a large image is read from its 8-bit pixels and written back into them a
 //! tile at a time, never held whole in f32.
 
+use std::borrow::Cow;
+
 use crate::image::RgbImage;
 use crate::model::graph::{Layer, Net};
 use crate::tensor::{round_ties_even, Tensor};
@@ -55,8 +57,9 @@ pub(crate) trait BackendError: std::fmt::Display {
 pub(crate) trait Source {
     /// `(c, h, w)` of the whole input.
     fn shape(&self) -> (usize, usize, usize);
-    /// The input window of a tile as f32.
-    fn window(&self, t: &Tile) -> Tensor;
+    /// The input window of a tile as f32: borrowed where the input already is that tensor (one
+    /// tile over a whole activation, the usual case), so nothing is copied.
+    fn window(&self, t: &Tile) -> Cow<'_, Tensor>;
 }
 
 /// Where a tiled run writes the output a tile keeps.
@@ -64,6 +67,11 @@ pub(crate) trait Sink {
     /// Keeps the core of `part`, the output of tile `t`, whose first row and column sit at output
     /// coordinates `origin`.
     fn keep(&mut self, part: &Tensor, t: &Tile, origin: (usize, usize));
+
+    /// [`Sink::keep`] of a part the run no longer needs (a sink may take it whole).
+    fn keep_owned(&mut self, part: Tensor, t: &Tile, origin: (usize, usize)) {
+        self.keep(&part, t, origin);
+    }
 }
 
 impl Source for Tensor {
@@ -71,11 +79,14 @@ impl Source for Tensor {
         (self.c, self.h, self.w)
     }
 
-    fn window(&self, t: &Tile) -> Tensor {
+    fn window(&self, t: &Tile) -> Cow<'_, Tensor> {
         let (h, w) = (t.y1 - t.y0, t.x1 - t.x0);
+        if (t.y0, t.x0, h, w) == (0, 0, self.h, self.w) {
+            return Cow::Borrowed(self);
+        }
         if h == 0 || w == 0 {
             // No row loop over an empty window (a 0 x 2^60 image is consistent).
-            return Tensor::from_vec(self.c, h, w, Vec::new());
+            return Cow::Owned(Tensor::from_vec(self.c, h, w, Vec::new()));
         }
         let mut data = Vec::with_capacity(self.c * h * w);
         for c in 0..self.c {
@@ -84,7 +95,7 @@ impl Source for Tensor {
                 data.extend_from_slice(&plane[row * self.w + t.x0..row * self.w + t.x1]);
             }
         }
-        Tensor::from_vec(self.c, h, w, data)
+        Cow::Owned(Tensor::from_vec(self.c, h, w, data))
     }
 }
 
@@ -93,31 +104,8 @@ impl Source for RgbImage {
         (3, self.height, self.width)
     }
 
-    /// 8-bit value / 255 (as TFC and CompressAI read images). Rows in parallel: the window of a
-    /// Kodak image is 4.7 MB of fresh memory that the first convolution waits for.
-    fn window(&self, t: &Tile) -> Tensor {
-        use rayon::prelude::*;
-        let (h, w) = (t.y1 - t.y0, t.x1 - t.x0);
-        if h == 0 || w == 0 {
-            return Tensor::from_vec(3, h, w, Vec::new());
-        }
-        let mut data = vec![0.0f32; 3 * h * w];
-        let (r, gb) = data.split_at_mut(h * w);
-        let (g, b) = gb.split_at_mut(h * w);
-        let rows = r
-            .par_chunks_mut(w)
-            .zip(g.par_chunks_mut(w))
-            .zip(b.par_chunks_mut(w));
-        rows.enumerate().for_each(|(i, ((r, g), b))| {
-            let at = ((t.y0 + i) * self.width + t.x0) * 3;
-            let px = &self.data[at..at + 3 * w];
-            for (j, rgb) in px.chunks_exact(3).enumerate() {
-                r[j] = f32::from(rgb[0]) / 255.0;
-                g[j] = f32::from(rgb[1]) / 255.0;
-                b[j] = f32::from(rgb[2]) / 255.0;
-            }
-        });
-        Tensor::from_vec(3, h, w, data)
+    fn window(&self, t: &Tile) -> Cow<'_, Tensor> {
+        Cow::Owned(self.window_f32(t))
     }
 }
 
@@ -129,6 +117,20 @@ fn kept(o0: usize, o1: usize, n: usize, origin: usize) -> (std::ops::Range<usize
 }
 
 impl Sink for Tensor {
+    /// A part that is the whole output (one tile) becomes the sink, not copied into it.
+    fn keep_owned(&mut self, part: Tensor, t: &Tile, origin: (usize, usize)) {
+        let whole = (part.c, part.h, part.w) == (self.c, self.h, self.w)
+            && origin == (0, 0)
+            && (t.oy0, t.ox0) == (0, 0)
+            && t.oy1 >= self.h
+            && t.ox1 >= self.w;
+        if whole {
+            *self = part;
+        } else {
+            self.keep(&part, t, origin);
+        }
+    }
+
     fn keep(&mut self, part: &Tensor, t: &Tile, (py, px): (usize, usize)) {
         let (rows, _) = kept(t.oy0, t.oy1, self.h, py);
         let (cols, pc) = kept(t.ox0, t.ox1, self.w, px);
@@ -180,7 +182,7 @@ pub(crate) fn forward<N: PreparedNet>(
         .ok_or_else(|| net.too_large(h, w, budget))?;
     for t in tiles(h, w, core, g) {
         let part = net.run(&src.window(&t))?;
-        sink.keep(&part, &t, (t.y0 * g.up / g.down, t.x0 * g.up / g.down));
+        sink.keep_owned(part, &t, (t.y0 * g.up / g.down, t.x0 * g.up / g.down));
     }
     Ok(())
 }

@@ -292,19 +292,20 @@ impl Problem<'_> {
     fn distortion_grad(&self, y_hat: &Tensor) -> (f64, Tensor) {
         let (out, tape) = self.net.forward(y_hat);
         let (h, w) = (self.x.h, self.x.w);
+        let (oc, oh, ow) = (out.c, out.h, out.w);
         let mut x_hat = out.crop(h, w);
         let inside: Vec<bool> = x_hat.data.iter().map(|v| (0.0..=1.0).contains(v)).collect();
         x_hat.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
         let (d, g) = self
             .objective
             .distortion(&x_hat, &self.x, self.reference.as_ref(), true);
-        let mut g_out = Tensor::zeros(out.c, out.h, out.w);
+        let mut g_out = Tensor::zeros(oc, oh, ow);
         if let Some(g) = g {
             for c in 0..g.c {
                 for y in 0..h {
                     let src = &g.channel(c)[y * w..(y + 1) * w];
                     let ok = &inside[c * h * w + y * w..c * h * w + (y + 1) * w];
-                    let dst = &mut g_out.channel_mut(c)[y * out.w..y * out.w + w];
+                    let dst = &mut g_out.channel_mut(c)[y * ow..y * ow + w];
                     for ((d, &s), &k) in dst.iter_mut().zip(src).zip(ok) {
                         *d = if k { s } else { 0.0 };
                     }

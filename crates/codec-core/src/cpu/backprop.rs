@@ -156,12 +156,7 @@ impl DiffNet {
         for (layer, saved) in self.layers.iter().zip(tape.saved).rev() {
             g = match (layer, saved) {
                 (DiffLayer::Conv { adj, .. }, Saved::Shape(h, w)) => {
-                    let dx = adj.forward_owned(g, Math::Fast);
-                    if dx.h == h && dx.w == w {
-                        dx
-                    } else {
-                        dx.crop(h, w)
-                    }
+                    adj.forward_owned(g, Math::Fast).crop(h, w)
                 }
                 (DiffLayer::Gdn { fwd, gamma_t }, Saved::Input(x)) => {
                     gdn_backward(fwd.inverse, &fwd.beta, &fwd.gamma, gamma_t, &x, &g)
