@@ -49,6 +49,10 @@ bench-ops:
 bench-oneshot image="../shared/data/kodak/kodim01.png":
     cd training && {{python}} -m tfci_training.bench_oneshot --image ../{{image}} --out ../docs/benchmarks/oneshot.json
 
+# Where a one-shot compress spends what a warm process does not: every stage cold and warm, per family (a tfci-enc with stage marks, built in target/anatomy; writes docs/benchmarks/anatomy.json and .md); stop other work first.
+bench-anatomy image="../shared/data/kodak/kodim01.png":
+    cd training && {{python}} -m tfci_training.bench_anatomy --image ../{{image}} --out ../docs/benchmarks/anatomy.json
+
 # CPU compress/decompress per family vs CompressAI/PyTorch, interleaved in one run, contended samples rejected (writes docs/benchmarks/cpu.json and .md).
 bench-cpu image="../shared/data/kodak/kodim01.png":
     cd training && {{python}} -m tfci_training.bench_peer --image ../{{image}} --out ../docs/benchmarks/cpu.json

@@ -73,6 +73,7 @@ pub mod gpu;
 mod gpu;
 pub mod image;
 pub mod model;
+pub mod stage;
 pub mod tensor;
 #[cfg(test)]
 mod test_ops;

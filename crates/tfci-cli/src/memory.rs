@@ -1,4 +1,4 @@
-//! The binaries' memory policy for the encoder search (`--effort`).
+//! The binaries' memory policy for the encoder's search (`--effort`) and its batches.
 //!
 //! Every search iteration allocates and frees the same activation-sized buffers (megabytes each:
 //! `g_s`'s activations, their gradients, MS-SSIM's planes). glibc gives such blocks back to the
@@ -7,9 +7,12 @@
 //! development machine that was up to a sixth of the `g_s` forward and backward passes' time
 //! (docs/effort.md, "Speed"). Keeping freed memory in the process lets each
 //! iteration reuse the last one's pages; the peak stays what the search needs (the same sizes come
-//! back every iteration). One plain compression gains nothing (every buffer is touched once), so
-//! only a search asks for this. A process-wide setting, so it lives here, in the binaries' code:
-//! the library and the Python module never change it.
+//! back every iteration). A batch is the same: each image's `h_s` faulted in about 500 pages
+//! again, and a `tfci-enc` batch of ten Kodak images took 0.94x (mbt2018-mean-msssim), 0.96x
+//! (bmshj2018-factorized-msssim) and 1.00x (b2018-gdn-128) the time with freed memory kept
+//! (docs/benchmarks.md, fourteenth session). One plain compression gains nothing (every buffer is
+//! touched once), so only a search or a batch asks for this. A process-wide setting, so it lives
+//! here, in the binaries' code: the library and the Python module never change it.
 
 use std::sync::Once;
 

@@ -81,6 +81,12 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     if args.bpp_strict && args.target_bpp.is_none() {
         reporter.note("--bpp_strict is ignored without --target_bpp (as in tfci.py)");
     }
+    // A search or a batch allocates the same buffers again and again (a batch of ten Kodak images
+    // took 0.94x the time with them kept for mbt2018-mean-msssim, docs/benchmarks.md); a single
+    // image gains nothing. Set before the model loads, so its allocations come from the same heap.
+    if args.effort.effort > 0 || jobs.len() > 1 {
+        tfci_cli::keep_freed_memory();
+    }
     // The first input is read and decoded while the model loads (used after its output check).
     let first = jobs.first().map(|job| &job.input);
     // The weights are packed while that image still decodes.
@@ -101,9 +107,6 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     };
     let mode = tfci_cli::rate::mode(&codec, level, &request)?;
     let clobber = args.no_clobber.clobber();
-    if args.effort.effort > 0 {
-        tfci_cli::keep_freed_memory();
-    }
     let how = How {
         codec: &codec,
         mode,
@@ -146,6 +149,7 @@ type ReadImage = Result<(u64, RgbImage, Option<String>)>;
 fn read_image_of(input: &Input) -> ReadImage {
     let bytes = tfci_cli::read_input(input)?;
     let (image, note) = tfci_cli::decode_image(&bytes, input)?;
+    codec_core::stage::mark("image decoded");
     Ok((bytes.len() as u64, image, note))
 }
 
@@ -165,6 +169,7 @@ fn compress_one(
         reporter.note(&note);
     }
     let pixels = image.width * image.height;
+    codec_core::stage::mark("input ready");
     let failed = || format!("failed compressing {}", job.input);
     let (found, searches) =
         tfci_cli::rate::compress_with_effort(how.codec, &image, how.mode, &how.limits, how.effort)
@@ -204,6 +209,7 @@ fn compress_one(
         clobber,
         WriteGuard::NotAnImage,
     )?;
+    codec_core::stage::mark("written");
     let bpp = 8.0 * bytes.len() as f64 / pixels as f64;
     reporter.info(&format!(
         "{} -> {}: {} bytes, {bpp:.4} bpp ({}), {:.3} s",

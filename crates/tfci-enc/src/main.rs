@@ -130,6 +130,9 @@ fn list_models(registry: &codec_core::model::Registry) {
 static ALLOC: tfci_cli::HugePageAlloc = tfci_cli::HugePageAlloc;
 
 fn main() -> ExitCode {
+    codec_core::stage::mark("main");
     tfci_cli::prepare_environment();
-    tfci_cli::exit_code(run(Cli::parse()))
+    let code = tfci_cli::exit_code(run(Cli::parse()));
+    codec_core::stage::mark("returned");
+    code
 }

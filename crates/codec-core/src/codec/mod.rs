@@ -128,6 +128,7 @@ impl Codec {
     /// image (a one-shot `tfci-enc` still decoding its PNG) calls this to do that work beside the
     /// decoding; the results are the same either way.
     pub fn prepare_compress(&self) {
+        crate::stage::mark("codec prepared");
         rayon::join(
             || self.g_a.pack_cpu(),
             || {
@@ -139,6 +140,7 @@ impl Codec {
                 }
             },
         );
+        crate::stage::mark("weights packed");
     }
 
     /// The backend the transforms run on.
@@ -256,6 +258,7 @@ impl Codec {
         let budget = self.check_size(limits, image.width, image.height)?;
         let (level, gain, _) = self.gains_for(level, rd)?;
         let y = self.g_a.forward_tensor(image, budget, &self.notes)?;
+        crate::stage::mark("g_a");
         let y_g = scale_channels(&y, &gain);
         let mut latents = Latents {
             level,
@@ -277,10 +280,12 @@ impl Codec {
             }
             Prior::Hyper(h) => {
                 let z = h.h_a.forward_tensor(&y_g, budget, &self.notes)?;
+                crate::stage::mark("h_a");
                 let z_symbols = quantize(&z, |c, _| h.z_medians[c]);
                 let z_hat = dequantize(&z_symbols, z.c, z.h, z.w, |c, _| h.z_medians[c]);
                 let (scales, means, indexes) =
                     self.hyper_params(h, &z_hat, y_g.h, y_g.w, budget)?;
+                crate::stage::mark("h_s");
                 latents.y_symbols = quantize(&y_g, |c, i| means.channel(c)[i]);
                 latents.z = Some(z);
                 latents.z_symbols = Some(z_symbols);
@@ -413,7 +418,9 @@ impl Codec {
 
     /// Compresses an image at a level into `.tfci` bytes.
     pub fn compress(&self, image: &RgbImage, level: u32, limits: &Limits) -> Result<Vec<u8>> {
-        self.encode(&self.analyze(image, level, limits)?)
+        let bytes = self.encode(&self.analyze(image, level, limits)?);
+        crate::stage::mark("entropy coded");
+        bytes
     }
 
     /// Compresses an image at a continuous rate parameter into `.tfci` bytes.

@@ -86,6 +86,7 @@ pub(super) fn load(dir: &Path, entry: &FamilyEntry) -> Result<Family, ModelError
     // fails the checksum is refused whatever its parse gave.
     let (actual, parsed) =
         rayon::join(|| hex(&Sha256::digest(bytes)), || parse(&path, entry, &buf));
+    crate::stage::mark("model read");
     if !actual.eq_ignore_ascii_case(&entry.sha256) {
         return Err(ModelError::Checksum {
             path,
