@@ -102,8 +102,10 @@ def main(argv=None) -> int:
                     if clean:
                         runs[e["family"]][kind].append(r)
     report = {"image": os.path.basename(image), "rounds": args.rounds, "contended": contended, "families": {}}
-    lines = [f"{os.path.basename(image)}, {args.rounds} rounds, {contended} contended samples dropped; medians; "
-             "CPU is both threads' time, faults are minor page faults", ""]
+    lines = [f"{os.path.basename(image)}, {args.rounds} rounds, {contended} contended samples dropped; medians of "
+             "each stage (from the mark before it); CPU and sys in ms over all threads, faults are minor page "
+             "faults; total: cold from the spawn to the exit seen, warm from the last image's input ready to its "
+             "file written", ""]
     for e in families:
         fam = e["family"]
         c, w = runs[fam]["cold"], runs[fam]["warm"]
@@ -121,12 +123,12 @@ def main(argv=None) -> int:
         lines += [f"**{fam}-{(e['levels'] + 1) // 2}**", "",
                   "| stage | cold wall | CPU | sys | faults | warm wall | CPU | sys | faults | cold - warm |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        fmt = lambda v, d=1: "-" if v is None else f"{v:.{d}f}"
+        fmt = lambda v, d=1, unit="": "-" if v is None else f"{v:.{d}f}{unit}"
         for r in rows:
             cw, ww = r["cold"], r["warm"]
             diff = None if ww[0] is None else cw[0] - ww[0]
-            lines.append(f"| {r['stage']} | {fmt(cw[0])} ms | {fmt(cw[1])} | {fmt(cw[2])} | {fmt(cw[3], 0)} | "
-                         f"{fmt(ww[0])} ms | {fmt(ww[1])} | {fmt(ww[2])} | {fmt(ww[3], 0)} | {fmt(diff)} |")
+            lines.append(f"| {r['stage']} | {fmt(cw[0], 1, ' ms')} | {fmt(cw[1])} | {fmt(cw[2])} | {fmt(cw[3], 0)} | "
+                         f"{fmt(ww[0], 1, ' ms')} | {fmt(ww[1])} | {fmt(ww[2])} | {fmt(ww[3], 0)} | {fmt(diff)} |")
         lines.append("")
     print("\n".join(lines))
     if args.out:
