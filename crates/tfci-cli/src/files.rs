@@ -138,6 +138,9 @@ pub fn png_bytes(img: &RgbImage) -> Result<Vec<u8>> {
 /// How much of an existing output [`WriteGuard`] reads.
 const MAX_GUARD_READ: u64 = 64 << 20;
 
+/// The first bytes of an existing output, which hold any image signature.
+const GUARD_HEAD: u64 = 64;
+
 /// Whether an existing output may be replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Clobber {
@@ -155,19 +158,29 @@ pub enum WriteGuard {
     NotATfci,
 }
 
+/// Whether `head` starts like an image file of a format the binaries read or write.
+fn is_image(head: &[u8]) -> bool {
+    matches!(
+        image::guess_format(head),
+        Ok(image::ImageFormat::Png
+            | image::ImageFormat::Jpeg
+            | image::ImageFormat::Bmp
+            | image::ImageFormat::Tiff
+            | image::ImageFormat::WebP
+            | image::ImageFormat::Gif)
+    )
+}
+
 impl WriteGuard {
+    /// Whether an existing output whose first [`GUARD_HEAD`] bytes are `head` must be read
+    /// further: only a file that is no image may be a .tfci, which parses only whole.
+    fn reads_past(self, head: &[u8]) -> bool {
+        matches!(self, WriteGuard::NotATfci) && !is_image(head)
+    }
+
     fn refuses(self, existing: &[u8]) -> Option<&'static str> {
         match self {
-            WriteGuard::NotAnImage => matches!(
-                image::guess_format(existing),
-                Ok(image::ImageFormat::Png
-                    | image::ImageFormat::Jpeg
-                    | image::ImageFormat::Bmp
-                    | image::ImageFormat::Tiff
-                    | image::ImageFormat::WebP
-                    | image::ImageFormat::Gif)
-            )
-            .then_some("an image"),
+            WriteGuard::NotAnImage => is_image(existing).then_some("an image"),
             WriteGuard::NotATfci => codec_core::container::Packed::from_bytes(existing)
                 .is_ok()
                 .then_some("a .tfci file"),
@@ -254,13 +267,18 @@ fn check_path(path: &Path, input: &Input, clobber: Clobber, guard: WriteGuard) -
         if clobber == Clobber::Keep {
             bail!("{} exists (--no-clobber)", path.display());
         }
-        let mut head = Vec::new();
+        let mut existing = Vec::new();
         if let Ok(f) = std::fs::File::open(path) {
-            // An image signature is in the first bytes; a .tfci file parses only whole, and the
-            // largest (64 Mpx) stay well below this bound.
-            let _ = f.take(MAX_GUARD_READ).read_to_end(&mut head);
+            // An image signature is in the first bytes, which decide for an image (a decoder
+            // rewriting its own large PNG read all of it, twice); a .tfci file parses only
+            // whole, and the largest (64 Mpx) stay well below the bound.
+            let mut f = f.take(MAX_GUARD_READ);
+            let _ = (&mut f).take(GUARD_HEAD).read_to_end(&mut existing);
+            if guard.reads_past(&existing) {
+                let _ = f.read_to_end(&mut existing);
+            }
         }
-        if let Some(what) = guard.refuses(&head) {
+        if let Some(what) = guard.refuses(&existing) {
             bail!(
                 "refusing to replace {}, which holds {what}; name another output (two paths are \
                  INPUT OUTPUT, as in tfci.py; use --out-dir for several inputs)",
@@ -540,5 +558,24 @@ mod tests {
             format!("{err:#}").contains("overwrite the input"),
             "{err:#}"
         );
+    }
+
+    /// The first bytes of an image settle both guards; anything else is read on for the .tfci
+    /// guard only (a .tfci file parses only whole).
+    #[test]
+    fn an_image_head_settles_the_guard() {
+        let img = RgbImage {
+            width: 2,
+            height: 2,
+            data: vec![7; 12],
+        };
+        let png = png_bytes(&img).expect("png");
+        let head = &png[..GUARD_HEAD as usize];
+        assert!(!WriteGuard::NotATfci.reads_past(head));
+        assert!(!WriteGuard::NotAnImage.reads_past(head));
+        assert_eq!(WriteGuard::NotAnImage.refuses(head), Some("an image"));
+        assert_eq!(WriteGuard::NotATfci.refuses(head), None);
+        assert!(WriteGuard::NotATfci.reads_past(b"not an image at all"));
+        assert!(!WriteGuard::NotAnImage.reads_past(b"not an image at all"));
     }
 }
