@@ -70,4 +70,22 @@ mod tests {
         }
         assert!(has_device_node(&dev.path().join("missing")));
     }
+
+    /// `auto` on a machine without a GPU device node is the CPU with the note, wgpu not asked; a
+    /// machine with a node says the test is skipped.
+    #[test]
+    fn auto_without_a_node_keeps_the_cpu() {
+        if may_have_hardware_gpu() {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED auto_without_a_node_keeps_the_cpu: this machine has a GPU device node"
+            );
+            return;
+        }
+        let backend = crate::Backend::select(&crate::BackendOptions::default()).expect("auto");
+        assert!(!backend.is_gpu());
+        assert!(backend.falls_back());
+        assert_eq!(backend.note(), Some(NO_DEVICE_NODE));
+    }
 }
