@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 import time
 
-from .benchutil import REPO, sample
+from .benchutil import REPO, sample, write_report
 
 MARK = re.compile(r"^stage (.+) ([0-9.]+) ([0-9.]+) ([0-9.]+) (-?[0-9]+) (-?[0-9]+)$", re.M)
 # The marks of one image's compress, in order (a factorized family has no h_a and h_s).
@@ -130,12 +130,7 @@ def main(argv=None) -> int:
             lines.append(f"| {r['stage']} | {fmt(cw[0], 1, ' ms')} | {fmt(cw[1])} | {fmt(cw[2])} | {fmt(cw[3], 0)} | "
                          f"{fmt(ww[0], 1, ' ms')} | {fmt(ww[1])} | {fmt(ww[2])} | {fmt(ww[3], 0)} | {fmt(diff)} |")
         lines.append("")
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=1)
-        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write("\n".join(lines) + "\n")
+    write_report(args.out, report, lines)
     return 0
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .benchutil import REPO, median_ms, sample
+from .benchutil import REPO, median_ms, sample, write_report
 from .reference import _run, load
 
 SEARCH = re.compile(r"effort \d+ at [^:]*: (\d+) iterations, .* ([0-9.]+) s$", re.M)
@@ -155,13 +155,8 @@ def main(argv=None) -> int:
         ratio = f"{r['rust_over_torch']:.2f}" if r["rust_over_torch"] else "-"
         lines.append(f"| {r['family']}-{r['level']} | {r['effort']} | {r['iterations']} | {r['seconds_per_image']:.2f} | "
                      f"{it} | {r['torch_s_per_iteration']:.3f} | {ratio} |")
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"threads": args.threads, "images": [os.path.basename(i) for i in images],
-                       "contended": contended, "rows": rows}, f, indent=1)
-        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write("\n".join(lines) + "\n")
+    write_report(args.out, {"threads": args.threads, "images": [os.path.basename(i) for i in images],
+                            "contended": contended, "rows": rows}, lines)
     return 0
 
 

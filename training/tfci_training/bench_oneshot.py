@@ -31,7 +31,7 @@ import subprocess
 import tempfile
 import time
 
-from .benchutil import REPO, bench_binary, sample
+from .benchutil import REPO, bench_binary, sample, write_report
 
 LOAD = re.compile(r"read in ([0-9.]+) ms, transforms prepared in ([0-9.]+) ms")
 FILE = re.compile(r"bpp \([^)]*\), ([0-9.]+) s$", re.M)
@@ -159,13 +159,8 @@ def main(argv=None) -> int:
         lines.append(f"| {r['model']} | {r['one_shot_ms']} ms ({r['range_ms'][0]}-{r['range_ms'][1]}) | "
                      f"{r['read_ms']} ms | {r['prepare_ms']} ms | {r['file_ms']} ms | {r['warm_ms']} ms | "
                      f"{r['ratio']}x | {per} | {tax} | {default} |")
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"image": os.path.basename(image), "rounds": args.rounds, "batch": args.batch,
-                       "contended": contended, "cpu": cpu, "rows": rows}, f, indent=1)
-        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write("\n".join(lines) + "\n")
+    write_report(args.out, {"image": os.path.basename(image), "rounds": args.rounds, "batch": args.batch,
+                            "contended": contended, "cpu": cpu, "rows": rows}, lines)
     return 0
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .benchutil import bench_binary, median_ms, sample
+from .benchutil import bench_binary, median_ms, sample, write_report
 from .export import export
 from .models import build_model
 
@@ -226,12 +226,7 @@ def main(argv=None) -> None:
                      f"{r['rust_decompress_ms']:.1f} | {r['pytorch_decompress_ms']:.1f} | "
                      f"{r['speedup_decompress']:.2f}x ({d0:.2f}-{d1:.2f}) | "
                      f"{r['rounds_kept']} / {r['rounds_rejected']} |")
-    print("\n".join(table))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"env": env, "rows": rows}, f, indent=2)
-        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write("\n".join(table) + "\n")
+    write_report(args.out, {"env": env, "rows": rows}, table, indent=2)
 
 
 if __name__ == "__main__":

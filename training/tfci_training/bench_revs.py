@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import time
 
-from .benchutil import REPO, bench_binary, sample
+from .benchutil import REPO, bench_binary, sample, write_report
 
 
 def rev_checkout(rev: str) -> str:
@@ -113,12 +113,7 @@ def main(argv=None) -> int:
         report["rows"].append(row)
         lines.append(f"| {key[0]} | {key[1]} | {row['this_s']:.2f} | {row['rev_s']:.2f} | {row['ratio']:.3f} | "
                      f"{row['ratio_median']:.3f} ({row['ratio_min']:.3f}-{row['ratio_max']:.3f}) |")
-    print("\n".join(lines))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=1)
-        with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-            f.write("\n".join(lines) + "\n")
+    write_report(args.out, report, lines)
     return 0
 
 

@@ -91,3 +91,14 @@ def median_ms(fn, warmup: int, runs: int) -> float:
         fn()
         times.append((time.perf_counter() - t0) * 1e3)
     return statistics.median(times)
+
+
+def write_report(out: str | None, data: dict, lines: list, indent: int = 1) -> None:
+    """Prints a benchmark's Markdown ``lines``; with ``out``, writes ``data`` there as JSON and the
+    lines beside it as ``.md`` (``cpu.json`` and ``cpu.md``)."""
+    print("\n".join(lines))
+    if out:
+        with open(out, "w") as f:
+            json.dump(data, f, indent=indent)
+        with open(os.path.splitext(out)[0] + ".md", "w") as f:
+            f.write("\n".join(lines) + "\n")
