@@ -37,9 +37,10 @@ LOAD = re.compile(r"read in ([0-9.]+) ms, transforms prepared in ([0-9.]+) ms")
 FILE = re.compile(r"bpp \([^)]*\), ([0-9.]+) s$", re.M)
 
 
-def one_shot(exe: str, models: str, name: str, image: str, out: str, backend: str | None = "cpu") -> dict:
-    """One call; `backend` None is the user's default (`auto`: a hardware GPU if there is one)."""
-    pick = [] if backend is None else ["--backend", backend]
+def one_shot(exe: str, models: str, name: str, image: str, out: str, backend: str = "cpu") -> dict:
+    """One call; ``backend`` ``default`` gives no ``--backend`` (what a user types: ``auto``, a
+    hardware GPU if there is one), as in ``bench_ab``."""
+    pick = [] if backend == "default" else ["--backend", backend]
     t0 = time.perf_counter()
     err = subprocess.run([exe, "-v", "compress", "--model-dir", models, *pick, name, image, out],
                          check=True, capture_output=True, text=True).stderr
@@ -116,7 +117,7 @@ def main(argv=None) -> int:
                 contended += not clean
                 if clean:
                     shots[e["family"]].append(s)
-                d, _, clean = sample(lambda: one_shot(exe, models, name, image, out, None), args.max_other)
+                d, _, clean = sample(lambda: one_shot(exe, models, name, image, out, "default"), args.max_other)
                 contended += not clean
                 if clean:
                     defaults[e["family"]].append(d["wall_ms"])

@@ -3,9 +3,9 @@
 //! `auto` takes a hardware GPU when wgpu finds one and the native CPU path otherwise; a software
 //! adapter (lavapipe, llvmpipe, WARP) only when asked for (`gpu`, or `--adapter` naming it),
 //! because the multithreaded CPU path beats an emulated GPU. On Linux without a GPU device node
-//! `auto` does not ask wgpu at all (`gpu::nodes`: loading the drivers cost a one-shot call more
-//! than a third of its time). Whatever is chosen, the entropy
-//! parameters run on the CPU's exact path (docs/determinism.md), so files cross backends.
+//! `auto` does not ask wgpu at all (`gpu::nodes`: loading the drivers cost a one-shot call about
+//! a third of its time). Whatever is chosen, the entropy parameters run on the CPU's exact path
+//! (docs/determinism.md), so files cross backends.
 
 use std::fmt;
 use std::str::FromStr;

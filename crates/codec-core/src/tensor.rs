@@ -94,7 +94,7 @@ impl Tensor {
 
     /// Keeps the top-left `h x w` window (TFC crops synthesis outputs to the sender's shape); a
     /// tensor already that size is returned as it is, not copied (a Kodak image's `x_hat` is 4.7
-    /// MB, copied once per decode and per iteration of the encoder's search).
+    /// MB, copied per iteration of the encoder's search and per latent dump).
     pub(crate) fn crop(self, h: usize, w: usize) -> Tensor {
         assert!(h <= self.h && w <= self.w, "crop larger than tensor");
         if h == self.h && w == self.w {

@@ -2,9 +2,9 @@
 //!
 //! Why: `auto` enumerated wgpu's adapters on every call, and on a machine without a GPU that
 //! loads the Vulkan loader and every installed driver, Mesa's software rasterizer and its LLVM
-//! among them, only to find the software adapter `auto` never takes: 38 ms more than
-//! `--backend cpu` on a one-shot compress of a Kodak image that takes 87 ms
-//! (docs/benchmarks.md, fourteenth session). On Linux a hardware GPU's user-space driver reaches
+//! among them, only to find the software adapter `auto` never takes: a one-shot compress of a
+//! Kodak image took 113 ms with it, 80 ms with `--backend cpu` (docs/benchmarks.md, fourteenth
+//! session). On Linux a hardware GPU's user-space driver reaches
 //! the kernel through a device node: DRM's `/dev/dri` (Mesa's AMD, Intel, Arm, Qualcomm,
 //! Broadcom and Apple drivers), NVIDIA's `/dev/nvidia*`, WSL's `/dev/dxg`, and the vendor
 //! kernels' `kgsl`, `mali`, `galcore` and `pvr` nodes. Without any, `auto` keeps the CPU and
