@@ -102,3 +102,13 @@ def write_report(out: str | None, data: dict, lines: list, indent: int = 1) -> N
             json.dump(data, f, indent=indent)
         with open(os.path.splitext(out)[0] + ".md", "w") as f:
             f.write("\n".join(lines) + "\n")
+
+
+def private_pack_cache(tmp: str) -> str:
+    """Points the ``tfci-enc``/``tfci-dec`` this process starts at a packed-weights cache of its own
+    under ``tmp`` (``TFCI_CACHE_DIR``; the binaries keep packed weights between calls,
+    ``crates/tfci-cli/src/pack_cache.rs``), so that a harness neither reads nor fills the user's;
+    its first call per model fills it, as a user's first call does. Returns the folder."""
+    folder = os.path.join(tmp, "pack-cache")
+    os.environ["TFCI_CACHE_DIR"] = folder
+    return folder

@@ -80,6 +80,15 @@ impl Transform {
         }
     }
 
+    /// The CPU net where the transform runs on the CPU (not a GPU transform's fallback).
+    pub fn cpu_net(&self) -> Option<&CpuNet> {
+        match self {
+            Transform::Cpu(c) => Some(c),
+            #[cfg(feature = "gpu")]
+            Transform::Gpu(_) => None,
+        }
+    }
+
     /// Output shape for an input shape.
     /// Packs the CPU net's weights now (a GPU transform uploaded its own when it was made).
     pub fn pack_cpu(&self) {

@@ -8,6 +8,7 @@ mod files;
 mod huge_alloc;
 mod jobs;
 mod memory;
+mod pack_cache;
 pub mod rate;
 mod report;
 mod search;
@@ -21,6 +22,7 @@ pub use files::{
 pub use huge_alloc::HugePageAlloc;
 pub use jobs::{plan, run_jobs, Job};
 pub use memory::keep_freed_memory;
+pub use pack_cache::{pack_cache_dir, save_pack_cache, use_pack_cache, CACHE_DIR_ENV};
 pub use report::{exit_code, format_bytes, out, report, say, Reporter, Totals};
 pub use search::{search, Axis, Found, Point};
 
@@ -169,6 +171,7 @@ pub fn prepare_codec(
     let family = family.with_context(|| format!("failed loading model {}", entry.family))?;
     let t1 = std::time::Instant::now();
     let codec = codec_core::Codec::with_backend(family, backend)?;
+    use_pack_cache(&codec);
     reporter.info(&format!(
         "model {} ({}, file {}): read in {:.1} ms, transforms prepared in {:.1} ms",
         entry.family,

@@ -98,10 +98,15 @@ fn decompress(common: &Common, args: DecompressArgs) -> Result<()> {
         limits: common.limits(),
         codecs: HashMap::new(),
     };
-    tfci_cli::run_jobs(&jobs, &reporter, "decompressed", |job, totals| {
+    let result = tfci_cli::run_jobs(&jobs, &reporter, "decompressed", |job, totals| {
         let read = ahead.take();
         decompress_one(&mut decoders, job, read, clobber, &reporter, totals)
-    })
+    });
+    // After the outputs: a first call's writing of its packed weights delays no file.
+    for codec in decoders.codecs.values() {
+        tfci_cli::save_pack_cache(codec, &reporter);
+    }
+    result
 }
 
 /// A `.tfci` input read and parsed.

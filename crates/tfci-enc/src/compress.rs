@@ -120,7 +120,7 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     // In a batch, each next input is read and decoded on its own thread while the current one
     // compresses (the compress leaves a core idle in its serial steps), so at most two decoded
     // images are held at once.
-    std::thread::scope(|s| {
+    let result = std::thread::scope(|s| {
         let mut ahead = None;
         let mut next = jobs.iter().skip(1);
         tfci_cli::run_jobs(&jobs, &reporter, "compressed", |job, totals| {
@@ -132,7 +132,10 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
             tfci_cli::print_notes(&codec, &reporter);
             result
         })
-    })
+    });
+    // After the outputs: a first call's writing of its packed weights delays no file.
+    tfci_cli::save_pack_cache(&codec, &reporter);
+    result
 }
 
 /// How every input of a run is coded.

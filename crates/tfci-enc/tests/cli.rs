@@ -965,3 +965,45 @@ fn closed_stderr_or_stdout_is_not_a_panic() {
     let status = spawn(&["models"], true);
     assert_eq!(status.code(), Some(0));
 }
+
+/// The first call keeps its packed weights in `TFCI_CACHE_DIR` and says so on `-v`; the next maps
+/// them (nothing new to keep) and writes the same file; `TFCI_CACHE_DIR=` keeps none.
+#[test]
+fn packed_weights_are_kept_between_calls() {
+    let arch = "mbt2018-mean";
+    let d = scratch(arch);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let call = |cache_dir: &Path, out: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tfci-enc"));
+        c.env("TFCI_CACHE_DIR", cache_dir);
+        let args = ["-v", "compress", "fixture-mbt2018-mean-2", "a.png", out];
+        ok(&run(c, d.path(), arch, &args, None))
+    };
+    let first = call(cache.path(), "1.tfci");
+    assert!(first.contains("packed weights kept in"), "{first}");
+    let kept = std::fs::read_dir(cache.path().join("packed"))
+        .expect("the cache folder")
+        .count();
+    assert_eq!(kept, 1, "one folder for the one model file");
+    let second = call(cache.path(), "2.tfci");
+    assert!(!second.contains("packed weights kept"), "{second}");
+    let none = tempfile::tempdir().expect("tempdir");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tfci-enc"));
+    // Where the defaults would put it, were the empty variable not heeded.
+    c.env("TFCI_CACHE_DIR", "")
+        .env("XDG_CACHE_HOME", none.path())
+        .env("HOME", none.path());
+    let args = [
+        "-v",
+        "compress",
+        "fixture-mbt2018-mean-2",
+        "a.png",
+        "3.tfci",
+    ];
+    let third = ok(&run(c, d.path(), arch, &args, None));
+    assert!(!third.contains("packed weights kept"), "{third}");
+    assert_eq!(std::fs::read_dir(none.path()).expect("empty").count(), 0);
+    let read = |name: &str| std::fs::read(d.path().join(name)).expect("output");
+    assert_eq!(read("1.tfci"), read("2.tfci"));
+    assert_eq!(read("1.tfci"), read("3.tfci"));
+}

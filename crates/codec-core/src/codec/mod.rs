@@ -143,6 +143,57 @@ impl Codec {
         crate::stage::mark("weights packed");
     }
 
+    /// Keeps the CPU nets' packed weights in files under `dir`, one per net and model file (see
+    /// `cpu/pack_cache.rs`): a net packed after this reads its weights from its file where an
+    /// earlier process saved them ([`Codec::save_pack_cache`]) instead of packing them into fresh
+    /// memory; the results are the same. For a binary's one-shot calls; call it before the first
+    /// image. A family with no model file checksum keeps none.
+    pub fn use_pack_cache(&self, dir: &std::path::Path) {
+        let family = &self.family;
+        if family.file_id.is_empty() {
+            return;
+        }
+        let model = format!("{}-{}", family.name, family.file_id);
+        let folder: String = model
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        for net in self.cpu_nets() {
+            net.use_pack_file(&dir.join(&folder), &model);
+        }
+    }
+
+    /// Writes the packed weights of the nets this process packed (rather than read from their
+    /// files) to their files under the folder given to [`Codec::use_pack_cache`]; the bytes
+    /// written (0 when there was nothing new or no folder).
+    pub fn save_pack_cache(&self) -> std::io::Result<u64> {
+        let mut written = 0;
+        for net in self.cpu_nets() {
+            written += net.save_pack_file()?;
+        }
+        Ok(written)
+    }
+
+    /// The nets that run on the CPU.
+    fn cpu_nets(&self) -> Vec<&CpuNet> {
+        let mut nets: Vec<&CpuNet> = [&self.g_a, &self.g_s]
+            .into_iter()
+            .filter_map(Transform::cpu_net)
+            .collect();
+        if let Prior::Hyper(h) = &self.prior {
+            nets.extend(h.h_a.cpu_net());
+            nets.extend([&h.h_s_body, &h.h_s_scales]);
+            nets.extend(h.h_s_means.cpu_net());
+        }
+        nets
+    }
+
     /// The backend the transforms run on.
     pub fn backend(&self) -> &Backend {
         &self.backend

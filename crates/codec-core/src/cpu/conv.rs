@@ -18,12 +18,14 @@
 //! Taps of a phase are always listed by ascending kernel index `kk`, which fixes the summation
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::band::Head;
 use super::exact::ExactConv;
 use super::gdn;
 use super::gemm::FastConv;
+use super::pack_cache::{Key, Kind, NetFile};
+use super::slab::Packed;
 use super::Math;
 use crate::model::graph::{conv_out_hw, Layer, Net, Weights};
 use crate::tensor::Tensor;
@@ -263,6 +265,8 @@ pub struct ConvLayer {
     bias: Option<Vec<f32>>,
     fast: OnceLock<FastConv>,
     exact: OnceLock<ExactConv>,
+    /// Where its packed weights are kept between processes, and its index in its net.
+    cache: OnceLock<(Arc<NetFile>, u32)>,
 }
 
 impl ConvLayer {
@@ -287,6 +291,7 @@ impl ConvLayer {
             bias: bias.cloned(),
             fast: OnceLock::new(),
             exact: OnceLock::new(),
+            cache: OnceLock::new(),
         };
         if let Some(math) = math {
             layer.ensure(math);
@@ -378,6 +383,54 @@ impl ConvLayer {
     #[cfg(test)]
     pub(crate) fn is_winograd(&self) -> bool {
         self.fast().is_winograd()
+    }
+
+    /// Buffers of `lens` floats packed by `kind`: the net's packed-weights file's where it holds
+    /// them all, else zeroed ones that `fill` packs.
+    pub(crate) fn packed_parts(
+        &self,
+        kind: Kind,
+        lens: &[usize],
+        fill: impl FnOnce(&mut [Packed]),
+    ) -> Vec<Packed> {
+        if let Some((file, layer)) = self.cache.get() {
+            let key = |part: usize| Key {
+                layer: *layer,
+                kind,
+                part: part as u32,
+            };
+            let found: Option<Vec<Packed>> = lens
+                .iter()
+                .enumerate()
+                .map(|(part, &len)| file.get(key(part), len))
+                .collect();
+            if let Some(found) = found {
+                return found;
+            }
+        }
+        let mut parts: Vec<Packed> = lens.iter().map(|&len| Packed::zeroed(len)).collect();
+        fill(&mut parts);
+        parts
+    }
+
+    /// The packed buffers made so far, keyed for the net's packed-weights file.
+    fn packed_so_far(&self) -> Vec<(Key, &Packed)> {
+        let Some((_, layer)) = self.cache.get() else {
+            return Vec::new();
+        };
+        let key = |kind, part: usize| Key {
+            layer: *layer,
+            kind,
+            part: part as u32,
+        };
+        let wino = self.fast.get().and_then(FastConv::winograd);
+        let wino = wino.map(|w| (key(Kind::Winograd, 0), w.packed()));
+        let exact = self.exact.get().into_iter().flat_map(|e| {
+            e.packed()
+                .enumerate()
+                .map(move |(p, w)| (key(Kind::Exact, p), w))
+        });
+        wino.into_iter().chain(exact).collect()
     }
 
     pub(crate) fn fast(&self) -> &FastConv {
@@ -629,8 +682,50 @@ impl CpuNet {
         });
     }
 
+    /// Keeps this net's packed weights in a file in `folder` (`pack_cache.rs`) for the model file
+    /// `model` names: layers that pack after this read theirs from it where it holds them. Set
+    /// once; later calls change nothing.
+    pub(crate) fn use_pack_file(&self, folder: &std::path::Path, model: &str) {
+        let name: String = self
+            .name()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let tag = format!("{model} {} {}", self.name(), super::pack_cache::build_tag());
+        let file = Arc::new(NetFile::new(folder.join(format!("{name}.pack")), tag));
+        for (i, l) in self.layers.iter().enumerate() {
+            if let CpuLayer::Conv(c) = l {
+                let _ = c.cache.set((file.clone(), i as u32));
+            }
+        }
+    }
+
+    /// Writes this net's packed weights to its file where any were packed here rather than read
+    /// from it; the bytes written (0: nothing new, or no file).
+    pub(crate) fn save_pack_file(&self) -> std::io::Result<u64> {
+        let mut file = None;
+        let mut packed = Vec::new();
+        for l in &self.layers {
+            if let CpuLayer::Conv(c) = l {
+                if let Some((f, _)) = c.cache.get() {
+                    file = Some(f);
+                }
+                packed.extend(c.packed_so_far());
+            }
+        }
+        match file {
+            Some(f) if !packed.is_empty() => f.save(&packed),
+            _ => Ok(0),
+        }
+    }
+
     /// The net's name.
-    #[cfg(any(test, feature = "internals"))]
     pub fn name(&self) -> &str {
         &self.plan.name
     }

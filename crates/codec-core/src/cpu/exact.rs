@@ -36,6 +36,7 @@ use rayon::prelude::*;
 
 use super::conv::{ConvGeom, ConvLayer, Padded, SendPtr};
 use super::gemm::recycle;
+use super::pack_cache::Kind;
 use super::slab::Packed;
 use super::{has_avx2, has_avx512};
 use crate::tensor::Tensor;
@@ -87,63 +88,76 @@ impl ExactConv {
     pub fn prepare(layer: &ConvLayer) -> ExactConv {
         let g = &layer.geom;
         let cout_pad = g.cout.div_ceil(CO) * CO;
-        let mut phases: Vec<ExactPhase> = g
-            .phases
-            .iter()
-            .map(|ph| ExactPhase {
-                w: Packed::zeroed(g.cin * ph.taps() * cout_pad),
-                taps: ph.taps(),
-            })
+        let taps: Vec<usize> = g.phases.iter().map(|ph| ph.taps()).collect();
+        let lens: Vec<usize> = taps.iter().map(|t| g.cin * t * cout_pad).collect();
+        let ws = layer.packed_parts(Kind::Exact, &lens, |ws| pack(layer, cout_pad, ws));
+        let phases = ws
+            .into_iter()
+            .zip(taps)
+            .map(|(w, taps)| ExactPhase { w, taps })
             .collect();
-        // Packed rows run over the output channels: a `ConvTranspose2d`'s input channel is one
-        // contiguous run of its weights (`[cout, k, k]`), read whole; a `Conv2d` is read
-        // `CO` output channels at a time, so the writes stay `CO` values long.
-        let (k, kk) = (g.k, g.k * g.k);
-        // Kernel tap `t = ky * k + kx` is tap `slot[t]` of phase `phase[t]` (each tap belongs to
-        // exactly one phase).
-        let mut phase = vec![usize::MAX; kk];
-        let mut slot = vec![0; kk];
-        for (p, ph) in g.phases.iter().enumerate() {
-            for (a, ty) in ph.ty.iter().enumerate() {
-                for (b, tx) in ph.tx.iter().enumerate() {
-                    phase[ty.k * k + tx.k] = p;
-                    slot[ty.k * k + tx.k] = a * ph.tx.len() + b;
-                }
-            }
-        }
-        let mut put = |ci: usize, co: usize, t: usize, v: f32| {
-            if let Some(ep) = phases.get_mut(phase[t]) {
-                ep.w.as_mut_slice()[(ci * ep.taps + slot[t]) * cout_pad + co] = v;
-            }
-        };
-        if g.transposed {
-            let mut block = vec![0.0f32; g.cout * kk];
-            for ci in 0..g.cin {
-                layer.read_weights(ci * g.cout * kk, &mut block);
-                for t in 0..kk {
-                    for co in 0..g.cout {
-                        put(ci, co, t, block[co * kk + t]);
-                    }
-                }
-            }
-        } else {
-            let mut block = vec![0.0f32; CO * g.cin * kk];
-            for co0 in (0..g.cout).step_by(CO) {
-                let n = CO.min(g.cout - co0);
-                let block = &mut block[..n * g.cin * kk];
-                layer.read_weights(co0 * g.cin * kk, block);
-                for ci in 0..g.cin {
-                    for t in 0..kk {
-                        for j in 0..n {
-                            put(ci, co0 + j, t, block[(j * g.cin + ci) * kk + t]);
-                        }
-                    }
-                }
-            }
-        }
         ExactConv { phases, cout_pad }
     }
 
+    /// The packed rows of each phase (for the net's packed-weights file).
+    pub(crate) fn packed(&self) -> impl Iterator<Item = &Packed> {
+        self.phases.iter().map(|p| &p.w)
+    }
+}
+
+/// `layer`'s weights into the rows of each phase (`ws`, zeroed).
+fn pack(layer: &ConvLayer, cout_pad: usize, ws: &mut [Packed]) {
+    let g = &layer.geom;
+    // Packed rows run over the output channels: a `ConvTranspose2d`'s input channel is one
+    // contiguous run of its weights (`[cout, k, k]`), read whole; a `Conv2d` is read
+    // `CO` output channels at a time, so the writes stay `CO` values long.
+    let (k, kk) = (g.k, g.k * g.k);
+    // Kernel tap `t = ky * k + kx` is tap `slot[t]` of phase `phase[t]` (each tap belongs to
+    // exactly one phase).
+    let mut phase = vec![usize::MAX; kk];
+    let mut slot = vec![0; kk];
+    for (p, ph) in g.phases.iter().enumerate() {
+        for (a, ty) in ph.ty.iter().enumerate() {
+            for (b, tx) in ph.tx.iter().enumerate() {
+                phase[ty.k * k + tx.k] = p;
+                slot[ty.k * k + tx.k] = a * ph.tx.len() + b;
+            }
+        }
+    }
+    let taps: Vec<usize> = g.phases.iter().map(|ph| ph.taps()).collect();
+    let mut put = |ci: usize, co: usize, t: usize, v: f32| {
+        if let (Some(w), Some(&taps)) = (ws.get_mut(phase[t]), taps.get(phase[t])) {
+            w.as_mut_slice()[(ci * taps + slot[t]) * cout_pad + co] = v;
+        }
+    };
+    if g.transposed {
+        let mut block = vec![0.0f32; g.cout * kk];
+        for ci in 0..g.cin {
+            layer.read_weights(ci * g.cout * kk, &mut block);
+            for t in 0..kk {
+                for co in 0..g.cout {
+                    put(ci, co, t, block[co * kk + t]);
+                }
+            }
+        }
+    } else {
+        let mut block = vec![0.0f32; CO * g.cin * kk];
+        for co0 in (0..g.cout).step_by(CO) {
+            let n = CO.min(g.cout - co0);
+            let block = &mut block[..n * g.cin * kk];
+            layer.read_weights(co0 * g.cin * kk, block);
+            for ci in 0..g.cin {
+                for t in 0..kk {
+                    for j in 0..n {
+                        put(ci, co0 + j, t, block[(j * g.cin + ci) * kk + t]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ExactConv {
     /// Runs the convolution; `buf` is recycled storage for the output (any contents).
     pub fn run(&self, g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, buf: Vec<f32>) -> Tensor {
         let (gh, gw) = g.grid(x.h, x.w);

@@ -23,6 +23,7 @@ mod gdn;
 #[cfg(target_arch = "x86_64")]
 mod gdn_simd;
 mod gemm;
+mod pack_cache;
 mod slab;
 #[cfg(test)]
 mod tests;

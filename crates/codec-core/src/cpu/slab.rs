@@ -19,14 +19,24 @@ const SLAB: usize = 4 << 20;
 /// Buffers are handed out this many floats apart (64 bytes, a cache line, from the slab's start).
 const ALIGN: usize = 16;
 
-/// A zeroed block of floats, freed when every [`Packed`] in it is dropped.
+/// A zeroed block of floats, freed when every [`Packed`] in it is dropped; or a packed-weights
+/// file mapped read-only (`pack_cache.rs`), unmapped when the last [`Packed`] in it is dropped.
 struct Slab {
     ptr: NonNull<f32>,
-    layout: Layout,
+    backing: Backing,
 }
 
-// SAFETY: a slab is plain memory; which parts of it each `Packed` may touch is decided once,
-// under the lock of `CURRENT`, and never overlaps.
+enum Backing {
+    /// Allocated here with this layout.
+    Heap(Layout),
+    /// Floats inside a file's bytes, never written; held only to keep them alive (never read
+    /// through this field, hence the allowance).
+    File(#[allow(dead_code)] Arc<dyn AsRef<[u8]> + Send + Sync>),
+}
+
+// SAFETY: a slab is plain memory; which parts of a heap slab each `Packed` may touch is decided
+// once, under the lock of `CURRENT`, and never overlaps; a file's slab is one `Packed`'s alone and
+// only read (its bytes are `Send + Sync`).
 unsafe impl Send for Slab {}
 // SAFETY: as above.
 unsafe impl Sync for Slab {}
@@ -43,7 +53,10 @@ impl Slab {
         let Some(ptr) = NonNull::new(ptr.cast::<f32>()) else {
             std::alloc::handle_alloc_error(layout)
         };
-        let slab = Slab { ptr, layout };
+        let slab = Slab {
+            ptr,
+            backing: Backing::Heap(layout),
+        };
         // SAFETY: the allocation just made, `len` floats long.
         super::advise_huge_pages(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) });
         Arc::new(slab)
@@ -52,8 +65,10 @@ impl Slab {
 
 impl Drop for Slab {
     fn drop(&mut self) {
-        // SAFETY: allocated in `Slab::new` with this layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
+        if let Backing::Heap(layout) = self.backing {
+            // SAFETY: allocated in `Slab::new` with this layout.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr().cast(), layout) }
+        }
     }
 }
 
@@ -93,7 +108,37 @@ impl Packed {
         Packed { slab, at, len }
     }
 
+    /// `len` floats at byte `at` of `file`, read in place (never written: a mapped file is
+    /// read-only); `None` unless they lie inside it, aligned for floats.
+    pub fn in_file(
+        file: Arc<dyn AsRef<[u8]> + Send + Sync>,
+        at: usize,
+        len: usize,
+    ) -> Option<Packed> {
+        let bytes = (*file)
+            .as_ref()
+            .get(at..at.checked_add(len.checked_mul(4)?)?)?;
+        let floats: &[f32] = bytemuck::try_cast_slice(bytes).ok()?;
+        let ptr = NonNull::new(floats.as_ptr().cast_mut())?;
+        Some(Packed {
+            slab: Arc::new(Slab {
+                ptr,
+                backing: Backing::File(file),
+            }),
+            at: 0,
+            len,
+        })
+    }
+
+    /// Whether the floats are a file's (see [`Packed::in_file`]).
+    pub fn is_in_file(&self) -> bool {
+        matches!(self.slab.backing, Backing::File(_))
+    }
+
+    /// # Panics
+    /// If the floats are a file's (read-only memory).
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        assert!(!self.is_in_file(), "a file's packed weights are read-only");
         // SAFETY: floats `at..at + len` of the slab belong to this buffer alone (handed out once
         // under the lock), and `&mut self` makes this the only reference through it.
         unsafe { std::slice::from_raw_parts_mut(self.slab.ptr.as_ptr().add(self.at), self.len) }

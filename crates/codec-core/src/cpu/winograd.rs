@@ -23,6 +23,7 @@ use rayon::prelude::*;
 
 use super::conv::{ConvLayer, SendPtr};
 use super::gemm::{sgemm, with_scratch};
+use super::pack_cache::Kind;
 use super::slab::Packed;
 use super::{has_avx2, has_avx512};
 use crate::tensor::Tensor;
@@ -137,6 +138,11 @@ impl Winograd {
     /// Tiles the kernel computes together (a part-filled block costs as much as a full one).
     pub const BLOCK: usize = TW;
 
+    /// `U` (for the net's packed-weights file).
+    pub(crate) fn packed(&self) -> &Packed {
+        &self.u
+    }
+
     /// The fewest tiles a call should get: four tasks per thread of whole blocks (two blocks a
     /// task where the weights are large, see [`Winograd::run_tiles`]); with fewer, the sink
     /// channels are split between tasks, each transforming the same input again.
@@ -190,52 +196,56 @@ impl Winograd {
         };
         // A `Conv2d`'s output channel is one contiguous run of its weights, read per task; a
         // `ConvTranspose2d`'s is strided, so its weights are converted whole first.
-        let all = g.transposed.then(|| layer.weights_f32());
-        let mut u = Packed::zeroed(36 * cout_w * cin_w);
-        let u_rows = u.as_mut_slice();
-        u_rows.par_chunks_mut(36 * cin_w).enumerate().for_each_init(
-            || (vec![0.0f32; 27 * cin_w], vec![0.0f32; g.cin * k * k]),
-            |(buf, block), (q, uq)| {
-                // The weights of the output channel sink `q` belongs to.
-                let co = if g.transposed { q / (s * s) } else { q };
-                let ch = layer.out_channel(co, block, all.as_deref());
-                // w3[a][b][c'], then t[xa][b][c'] = Σ_a G[xa][a] w3[a][b][c'].
-                let (w3, t) = buf.split_at_mut(9 * cin_w);
-                w3.fill(0.0);
-                for (ky, &(ry, jy)) in taps.iter().enumerate() {
-                    for (kx, &(rx, jx)) in taps.iter().enumerate() {
-                        let row = &mut w3[(tap_of(jy) * 3 + tap_of(jx)) * cin_w..][..cin_w];
-                        let phase = ry * s + rx;
-                        if g.transposed {
-                            // Sink q = (co, ry, rx) reads every source c' = ci.
-                            if q % (s * s) == phase {
-                                for (ci, v) in row.iter_mut().enumerate() {
-                                    *v = ch.w(ci, ky, kx);
+        let fill = |u: &mut [Packed]| {
+            let all = g.transposed.then(|| layer.weights_f32());
+            let u_rows = u[0].as_mut_slice();
+            u_rows.par_chunks_mut(36 * cin_w).enumerate().for_each_init(
+                || (vec![0.0f32; 27 * cin_w], vec![0.0f32; g.cin * k * k]),
+                |(buf, block), (q, uq)| {
+                    // The weights of the output channel sink `q` belongs to.
+                    let co = if g.transposed { q / (s * s) } else { q };
+                    let ch = layer.out_channel(co, block, all.as_deref());
+                    // w3[a][b][c'], then t[xa][b][c'] = Σ_a G[xa][a] w3[a][b][c'].
+                    let (w3, t) = buf.split_at_mut(9 * cin_w);
+                    w3.fill(0.0);
+                    for (ky, &(ry, jy)) in taps.iter().enumerate() {
+                        for (kx, &(rx, jx)) in taps.iter().enumerate() {
+                            let row = &mut w3[(tap_of(jy) * 3 + tap_of(jx)) * cin_w..][..cin_w];
+                            let phase = ry * s + rx;
+                            if g.transposed {
+                                // Sink q = (co, ry, rx) reads every source c' = ci.
+                                if q % (s * s) == phase {
+                                    for (ci, v) in row.iter_mut().enumerate() {
+                                        *v = ch.w(ci, ky, kx);
+                                    }
                                 }
-                            }
-                        } else {
-                            // Source c' = (ci, ry, rx) feeds sink q = co.
-                            for ci in 0..g.cin {
-                                row[ci * s * s + phase] = ch.w(ci, ky, kx);
+                            } else {
+                                // Source c' = (ci, ry, rx) feeds sink q = co.
+                                for ci in 0..g.cin {
+                                    row[ci * s * s + phase] = ch.w(ci, ky, kx);
+                                }
                             }
                         }
                     }
-                }
-                for (xa, k) in g32.iter().enumerate() {
-                    for b in 0..3 {
-                        let rows = std::array::from_fn(|a| &w3[(a * 3 + b) * cin_w..][..cin_w]);
-                        combine(&mut t[(xa * 3 + b) * cin_w..][..cin_w], k, rows);
+                    for (xa, k) in g32.iter().enumerate() {
+                        for b in 0..3 {
+                            let rows = std::array::from_fn(|a| &w3[(a * 3 + b) * cin_w..][..cin_w]);
+                            combine(&mut t[(xa * 3 + b) * cin_w..][..cin_w], k, rows);
+                        }
                     }
-                }
-                for xa in 0..6 {
-                    let tr: [&[f32]; 3] =
-                        std::array::from_fn(|b| &t[(xa * 3 + b) * cin_w..][..cin_w]);
-                    for (xb, k) in g32.iter().enumerate() {
-                        combine(&mut uq[(xa * 6 + xb) * cin_w..][..cin_w], k, tr);
+                    for xa in 0..6 {
+                        let tr: [&[f32]; 3] =
+                            std::array::from_fn(|b| &t[(xa * 3 + b) * cin_w..][..cin_w]);
+                        for (xb, k) in g32.iter().enumerate() {
+                            combine(&mut uq[(xa * 6 + xb) * cin_w..][..cin_w], k, tr);
+                        }
                     }
-                }
-            },
-        );
+                },
+            );
+        };
+        let u = layer
+            .packed_parts(Kind::Winograd, &[36 * cout_w * cin_w], fill)
+            .pop()?;
         Some(Winograd {
             src,
             sink,

@@ -18,7 +18,7 @@ use std::path::Path;
 const MAPPED_FROM: u64 = 1 << 16;
 
 /// A file's bytes, mapped or read (module docs).
-pub(super) struct FileBytes(Repr);
+pub(crate) struct FileBytes(Repr);
 
 enum Repr {
     #[cfg(target_os = "linux")]
@@ -36,13 +36,19 @@ unsafe impl Send for FileBytes {}
 unsafe impl Sync for FileBytes {}
 
 impl FileBytes {
-    pub(super) fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match &self.0 {
             // SAFETY: `len` bytes mapped readable at `ptr` for as long as `self` lives.
             #[cfg(target_os = "linux")]
             Repr::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(ptr.as_ptr(), *len) },
             Repr::Read(v) => v,
         }
+    }
+}
+
+impl std::fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileBytes({} bytes)", self.bytes().len())
     }
 }
 
@@ -63,7 +69,7 @@ impl Drop for FileBytes {
 }
 
 /// The bytes of the file at `path` (module docs).
-pub(super) fn read_file(path: &Path) -> std::io::Result<FileBytes> {
+pub(crate) fn read_file(path: &Path) -> std::io::Result<FileBytes> {
     #[cfg(target_os = "linux")]
     {
         let file = std::fs::File::open(path)?;

@@ -5,7 +5,7 @@
 
 pub mod architecture;
 mod decoder_id;
-mod file_bytes;
+pub(crate) mod file_bytes;
 pub mod graph;
 mod lazy_weights;
 mod manifest;
