@@ -1,6 +1,6 @@
 //! Packed weights kept in files between processes (`codec-core/src/cpu/pack_cache.rs`): a codec
-//! that reads them codes exactly what one that packs its own does, and a damaged or foreign file
-//! is packed anew and replaced.
+//! that reads them codes exactly what one that packs its own does, a damaged or foreign file is
+//! packed anew and replaced, and a family keeps the files of one model file.
 
 use std::path::Path;
 
@@ -44,9 +44,29 @@ fn packed_weights_from_files_code_the_same() {
             "{}: packing beside a cache",
             entry.family
         );
+        // Another model file of the family (an earlier release's) is pruned when this one saves;
+        // a folder that is not a family's model file stays.
+        let stale = cache
+            .path()
+            .join(format!("{}-0123456789abcdef", entry.family));
+        let other = cache.path().join(format!("{}-notes", entry.family));
+        for f in [&stale, &other] {
+            std::fs::create_dir_all(f).expect("folder");
+            std::fs::write(f.join("g_a.pack"), b"old").expect("file");
+        }
         assert!(
             first.save_pack_cache().expect("saved") > 0,
             "{}: nothing saved",
+            entry.family
+        );
+        assert!(
+            !stale.exists(),
+            "{}: another model file's folder kept",
+            entry.family
+        );
+        assert!(
+            other.join("g_a.pack").exists(),
+            "{}: an unrelated folder removed",
             entry.family
         );
         let second = codec(true);

@@ -30,6 +30,41 @@ pub use latent::{scale_indexes, SCALE_BOUND};
 pub use limits::{Limits, CPU_TILE_BUDGET, DEFAULT_MAX_MEMORY};
 use prior::{cdf_tables, split_h_s, Hyper, Prior};
 
+/// `name` with anything but ASCII letters, digits, `-`, `_` and `.` replaced (a file name).
+fn folder_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Removes the folders beside `folder` named `FAMILY-` and 16 hex digits (another model file of
+/// the family `family` names), whatever fails.
+fn prune_other_model_files(folder: &std::path::Path, family: &str) {
+    let (Some(dir), Some(own)) = (folder.parent(), folder.file_name()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let other = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(family)?.strip_prefix('-'));
+        let is_id =
+            other.is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_id && name != own {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// What the encoder computed for one image, named as in the papers and the golden fixtures.
 #[derive(Clone, Debug)]
 pub struct Latents {
@@ -75,6 +110,8 @@ pub struct Codec {
     backend: Backend,
     /// Fallbacks from the GPU to the CPU since the last [`Codec::take_notes`].
     notes: Notes,
+    /// The folder of this model file's packed-weights files, once [`Codec::use_pack_cache`] set it.
+    pack_folder: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 impl Codec {
@@ -120,6 +157,7 @@ impl Codec {
             prior,
             backend: backend.clone(),
             notes,
+            pack_folder: std::sync::OnceLock::new(),
         })
     }
 
@@ -147,35 +185,33 @@ impl Codec {
     /// `cpu/pack_cache.rs`): a net packed after this reads its weights from its file where an
     /// earlier process saved them ([`Codec::save_pack_cache`]) instead of packing them into fresh
     /// memory; the results are the same. For a binary's one-shot calls; call it before the first
-    /// image. A family with no model file checksum keeps none.
+    /// image. A family with no model file checksum keeps none; later calls change nothing.
     pub fn use_pack_cache(&self, dir: &std::path::Path) {
         let family = &self.family;
-        if family.file_id.is_empty() {
+        if family.file_id.is_empty() || self.pack_folder.get().is_some() {
             return;
         }
         let model = format!("{}-{}", family.name, family.file_id);
-        let folder: String = model
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let folder = dir.join(folder_name(&model));
         for net in self.cpu_nets() {
-            net.use_pack_file(&dir.join(&folder), &model);
+            let path = folder.join(format!("{}.pack", folder_name(net.name())));
+            net.use_pack_file(path, &model);
         }
+        let _ = self.pack_folder.set(folder);
     }
 
     /// Writes the packed weights of the nets this process packed (rather than read from their
     /// files) to their files under the folder given to [`Codec::use_pack_cache`]; the bytes
-    /// written (0 when there was nothing new or no folder).
+    /// written (0 when there was nothing new or no folder). A family keeps the files of one model
+    /// file: where this wrote any, the folders of the family's other model files (an earlier
+    /// release's weights) are removed, so the cache does not grow with every release.
     pub fn save_pack_cache(&self) -> std::io::Result<u64> {
         let mut written = 0;
         for net in self.cpu_nets() {
             written += net.save_pack_file()?;
+        }
+        if let (true, Some(folder)) = (written > 0, self.pack_folder.get()) {
+            prune_other_model_files(folder, &folder_name(&self.family.name));
         }
         Ok(written)
     }

@@ -682,23 +682,12 @@ impl CpuNet {
         });
     }
 
-    /// Keeps this net's packed weights in a file in `folder` (`pack_cache.rs`) for the model file
+    /// Keeps this net's packed weights in the file at `path` (`pack_cache.rs`) for the model file
     /// `model` names: layers that pack after this read theirs from it where it holds them. Set
     /// once; later calls change nothing.
-    pub(crate) fn use_pack_file(&self, folder: &std::path::Path, model: &str) {
-        let name: String = self
-            .name()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+    pub(crate) fn use_pack_file(&self, path: std::path::PathBuf, model: &str) {
         let tag = format!("{model} {} {}", self.name(), super::pack_cache::build_tag());
-        let file = Arc::new(NetFile::new(folder.join(format!("{name}.pack")), tag));
+        let file = Arc::new(NetFile::new(path, tag));
         for (i, l) in self.layers.iter().enumerate() {
             if let CpuLayer::Conv(c) = l {
                 let _ = c.cache.set((file.clone(), i as u32));
