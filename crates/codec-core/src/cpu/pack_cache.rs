@@ -1,7 +1,7 @@
 //! Packed weights in a file per net, which the processes after the one that packed them map.
 //!
 //! Why: a one-shot `tfci-enc` or `tfci-dec` repacks its nets' weights (Winograd's transform, the
-//! exact kernel's rows) into 15-35 MB of fresh memory, which the kernel zeroes page by page and, on
+//! exact kernel's rows) into 8-20 MB of fresh memory, which the kernel zeroes page by page and, on
 //! a VM that hands its guests' free memory back to the host, the host backs again: after a few idle
 //! seconds the same call spent 3-4x the system time (docs/benchmarks.md, fifteenth session). A
 //! file's pages in the page cache are neither zeroed nor backed again, so a mapped file of the
