@@ -14,8 +14,9 @@
 //! its header says which, and a file for anything else, cut short or malformed is ignored (and
 //! replaced when the net is saved). The floats themselves carry no checksum: like a compiler's
 //! cache they are this program's own output, written whole to a temporary file and renamed over the
-//! old one, so a reader sees a whole file or none; a file changed in place while a process maps it
-//! is the model file's case too (module docs there).
+//! old one, so a reader sees a whole file or none (a temporary file a killed process left is
+//! removed by a later save); a file changed in place while a process maps it is the model file's
+//! case too (module docs there).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -248,7 +249,32 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<u64> {
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    remove_stale_temporaries(dir, &name);
     written.map(|()| bytes.len() as u64)
+}
+
+/// A temporary file this old is one a killed process left, not one being written.
+const STALE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the temporary files of `name` in `dir` that processes killed while writing left.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let ours = file
+            .to_str()
+            .is_some_and(|f| f.starts_with(&prefix) && f.ends_with(".tmp"));
+        let age = e.metadata().and_then(|m| m.modified()).ok();
+        let old = age
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|a| a > STALE);
+        if ours && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +341,39 @@ mod tests {
         ] {
             assert_eq!(&*third.get(k, v.len()).expect("kept"), &**v);
         }
+    }
+
+    /// A temporary file a killed process left is removed by the next save; a fresh one (a
+    /// process writing now) and other files stay.
+    #[test]
+    fn stale_temporaries_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("net.pack");
+        let (stale, fresh, other) = (
+            dir.path().join(".net.pack.1.tmp"),
+            dir.path().join(".net.pack.2.tmp"),
+            dir.path().join(".other.pack.1.tmp"),
+        );
+        for f in [&stale, &fresh, &other] {
+            std::fs::write(f, b"partial").expect("write");
+        }
+        let long_ago = std::time::SystemTime::now() - 2 * STALE;
+        for f in [&stale, &other] {
+            let file = std::fs::File::options().write(true).open(f).expect("open");
+            file.set_modified(long_ago).expect("set mtime");
+        }
+        let a = packed(&[1.0; 8]);
+        assert!(
+            NetFile::new(path, "tag".into())
+                .save(&[(key(0, Kind::Winograd, 0), &a)])
+                .expect("saved")
+                > 0
+        );
+        assert!(!stale.exists(), "a stale temporary kept");
+        assert!(
+            fresh.exists() && other.exists(),
+            "a live or unrelated file removed"
+        );
     }
 
     /// Another tag, another version, a cut or a bad entry: the file is not read.
