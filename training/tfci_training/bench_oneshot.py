@@ -21,9 +21,9 @@ For each shipped family at its middle level, interleaved over ``--rounds`` round
    host (the development machine), the memory a call touches first after a pause must be backed by
    the host again: the same page faults cost several times the system time (docs/benchmarks.md).
 The binaries' packed-weights cache is one of the run's own, filled by an untimed call per family
-first (``benchutil.private_pack_cache``). Every one-shot records its user and system CPU time. Every sample records the other processes' CPU
-share (``benchutil``); a contended one is retried and then flagged. The ratio is the median one-shot
-over the median warm. Stop training first.
+first (``benchutil.private_pack_cache``). Every one-shot records its user and system CPU time.
+Every sample records the other processes' CPU share (``benchutil``); a contended one is retried and
+then flagged. The ratio is the median one-shot over the median warm. Stop training first.
 
     cd training && python -m tfci_training.bench_oneshot --out ../docs/benchmarks/oneshot.json
 """
@@ -136,9 +136,9 @@ def main(argv=None) -> int:
                         warms[fam].append(ms)
             for e in families:
                 name = f"{e['family']}-{(e['levels'] + 1) // 2}"
-                s, _, clean = sample(lambda: one_shot(exe, models, name, image, out), args.max_other)
-                contended += not clean
-                if clean:
+                s, _, shot_clean = sample(lambda: one_shot(exe, models, name, image, out), args.max_other)
+                contended += not shot_clean
+                if shot_clean:
                     shots[e["family"]].append(s)
                 d, _, clean = sample(lambda: one_shot(exe, models, name, image, out, "default"), args.max_other)
                 contended += not clean
@@ -154,7 +154,8 @@ def main(argv=None) -> int:
                     contended += not clean
                     if clean:
                         idles[e["family"]].append(i)
-                if args.batch > 1 and clean:
+                # The batch is set against this round's one-shot, so only a clean one's.
+                if args.batch > 1 and shot_clean:
                     b, _, clean = sample(lambda: batch(exe, models, name, copies, outdir), args.max_other)
                     contended += not clean
                     if clean:
