@@ -90,7 +90,7 @@ impl ExactConv {
         let cout_pad = g.cout.div_ceil(CO) * CO;
         let taps: Vec<usize> = g.phases.iter().map(|ph| ph.taps()).collect();
         let lens: Vec<usize> = taps.iter().map(|t| g.cin * t * cout_pad).collect();
-        let ws = layer.packed_parts(Kind::Exact, &lens, |ws| pack(layer, cout_pad, ws));
+        let ws = layer.packed_parts(Kind::Exact, &lens, |ws| pack(layer, cout_pad, &taps, ws));
         let phases = ws
             .into_iter()
             .zip(taps)
@@ -105,8 +105,8 @@ impl ExactConv {
     }
 }
 
-/// `layer`'s weights into the rows of each phase (`ws`, zeroed).
-fn pack(layer: &ConvLayer, cout_pad: usize, ws: &mut [Packed]) {
+/// `layer`'s weights into the rows of each phase (`ws`, zeroed; `taps` per phase).
+fn pack(layer: &ConvLayer, cout_pad: usize, taps: &[usize], ws: &mut [Packed]) {
     let g = &layer.geom;
     // Packed rows run over the output channels: a `ConvTranspose2d`'s input channel is one
     // contiguous run of its weights (`[cout, k, k]`), read whole; a `Conv2d` is read
@@ -124,10 +124,10 @@ fn pack(layer: &ConvLayer, cout_pad: usize, ws: &mut [Packed]) {
             }
         }
     }
-    let taps: Vec<usize> = g.phases.iter().map(|ph| ph.taps()).collect();
+    let mut rows: Vec<&mut [f32]> = ws.iter_mut().map(Packed::as_mut_slice).collect();
     let mut put = |ci: usize, co: usize, t: usize, v: f32| {
-        if let (Some(w), Some(&taps)) = (ws.get_mut(phase[t]), taps.get(phase[t])) {
-            w.as_mut_slice()[(ci * taps + slot[t]) * cout_pad + co] = v;
+        if let (Some(w), Some(&taps)) = (rows.get_mut(phase[t]), taps.get(phase[t])) {
+            w[(ci * taps + slot[t]) * cout_pad + co] = v;
         }
     };
     if g.transposed {
