@@ -1,4 +1,4 @@
-//! The binaries' global allocator on Linux: blocks of 1 MiB and more in their own mappings that
+//! The binaries' global allocator on Linux: blocks of more than 1 MiB in their own mappings that
 //! start on a 2 MiB boundary, rounded up to whole 2 MiB pages, and ask for transparent huge pages.
 //!
 //! A one-shot `tfci-enc compress` touches about 60 MB of fresh memory (the first activation alone
@@ -25,7 +25,10 @@ use std::sync::Mutex;
 /// A huge page.
 const HUGE: usize = 2 << 20;
 
-/// The smallest block that gets its own mapping.
+/// Blocks above this size get their own mapping. Not at it: the `gemm` crate reserves 1 MiB per
+/// thread for its packing and touches a fifth of it on a Kodak image (about 50 pages a thread,
+/// counted with `perf record -e page-faults`), so a 2 MiB page zeroed for it costs more than the
+/// pages it uses (docs/benchmarks.md, sixteenth session).
 const LARGE: usize = 1 << 20;
 
 /// Freed mappings kept for reuse, at most this many ...
@@ -42,7 +45,7 @@ pub struct HugePageAlloc;
 static CACHE: Mutex<[(usize, usize); CACHED]> = Mutex::new([(0, 0); CACHED]);
 
 fn is_large(layout: &Layout) -> bool {
-    layout.size() >= LARGE && layout.align() <= HUGE
+    layout.size() > LARGE && layout.align() <= HUGE
 }
 
 /// The length a large block of `size` bytes is mapped with.
