@@ -84,12 +84,23 @@ impl RgbImage {
     /// in parallel: the window of a Kodak image is 4.7 MB of fresh memory that the first
     /// convolution waits for.
     pub(crate) fn window_f32(&self, t: &Tile) -> Tensor {
+        self.window_f32_into(t, Vec::new())
+    }
+
+    /// [`RgbImage::window_f32`] into `buf`'s allocation where it is large enough.
+    pub(crate) fn window_f32_into(&self, t: &Tile, mut buf: Vec<f32>) -> Tensor {
         use rayon::prelude::*;
         let (h, w) = (t.y1 - t.y0, t.x1 - t.x0);
         if h == 0 || w == 0 {
             return Tensor::from_vec(3, h, w, Vec::new());
         }
-        let mut data = vec![0.0f32; 3 * h * w];
+        let len = 3 * h * w;
+        if buf.capacity() < len {
+            buf = vec![0.0f32; len];
+        } else {
+            buf.resize(len, 0.0);
+        }
+        let mut data = buf;
         let (r, gb) = data.split_at_mut(h * w);
         let (g, b) = gb.split_at_mut(h * w);
         let rows = r

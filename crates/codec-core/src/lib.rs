@@ -34,13 +34,16 @@
 /// a plain forwarder elsewhere. Call it only where `cpu::has_avx2` returned true.
 macro_rules! avx2_variant {
     ($name:ident => $body:ident ($($arg:ident : $ty:ty),*)) => {
+        avx2_variant!($name<> => $body($($arg: $ty),*));
+    };
+    ($name:ident <$($g:ident : $bound:path),*> => $body:ident ($($arg:ident : $ty:ty),*)) => {
         /// AVX2 build of the function it forwards to.
         ///
         /// # Safety
         /// As for that function; on x86_64 the CPU must also support AVX2.
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        unsafe fn $name($($arg: $ty),*) {
+        unsafe fn $name<$($g: $bound),*>($($arg: $ty),*) {
             // SAFETY: forwarded from the caller.
             unsafe { $body($($arg),*) }
         }
@@ -49,7 +52,7 @@ macro_rules! avx2_variant {
         /// # Safety
         /// As for the function it forwards to.
         #[cfg(not(target_arch = "x86_64"))]
-        unsafe fn $name($($arg: $ty),*) {
+        unsafe fn $name<$($g: $bound),*>($($arg: $ty),*) {
             // SAFETY: forwarded from the caller.
             unsafe { $body($($arg),*) }
         }

@@ -29,6 +29,12 @@ pub(crate) trait PreparedNet {
     fn fits(&self, h: usize, w: usize, budget: u64) -> bool;
     /// Runs the net on one whole tile.
     fn run(&self, x: &Tensor) -> Result<Tensor, Self::Error>;
+    /// [`PreparedNet::run`] of the input window `t` of `image` (as [`Source::window`] would give
+    /// it in f32), read from the 8-bit pixels where the backend can, with the same result; `None`
+    /// where it cannot (the caller converts the window).
+    fn run_rgb(&self, _image: &RgbImage, _t: &Tile) -> Option<Result<Tensor, Self::Error>> {
+        None
+    }
     /// The error for an input whose smallest tile does not fit.
     fn too_large(&self, h: usize, w: usize, budget: u64) -> Self::Error;
     /// The device's own time for one untiled run of `x`, transfers excluded (the mean of
@@ -60,6 +66,10 @@ pub(crate) trait Source {
     /// The input window of a tile as f32: borrowed where the input already is that tensor (one
     /// tile over a whole activation, the usual case), so nothing is copied.
     fn window(&self, t: &Tile) -> Cow<'_, Tensor>;
+    /// The 8-bit image the windows come from, where they do (see [`PreparedNet::run_rgb`]).
+    fn rgb(&self) -> Option<&RgbImage> {
+        None
+    }
 }
 
 /// Where a tiled run writes the output a tile keeps.
@@ -106,6 +116,10 @@ impl Source for RgbImage {
 
     fn window(&self, t: &Tile) -> Cow<'_, Tensor> {
         Cow::Owned(self.window_f32(t))
+    }
+
+    fn rgb(&self) -> Option<&RgbImage> {
+        Some(self)
     }
 }
 
@@ -181,7 +195,10 @@ pub(crate) fn forward<N: PreparedNet>(
     let core = core_size(h, w, g, |th, tw| net.fits(th, tw, budget))
         .ok_or_else(|| net.too_large(h, w, budget))?;
     for t in tiles(h, w, core, g) {
-        let part = net.run(&src.window(&t))?;
+        let part = match src.rgb().and_then(|image| net.run_rgb(image, &t)) {
+            Some(part) => part?,
+            None => net.run(&src.window(&t))?,
+        };
         sink.keep_owned(part, &t, (t.y0 * g.up / g.down, t.x0 * g.up / g.down));
     }
     Ok(())

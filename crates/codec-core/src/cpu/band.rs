@@ -18,8 +18,20 @@ use rayon::prelude::*;
 use super::conv::{ConvLayer, CpuLayer, GdnLayer, SendPtr, Spares};
 use super::gdn::gdn_fast_pixels;
 use super::gemm::{recycle, PlainConv};
+use super::planes::{Planes, Rows};
 use super::winograd::{Band, Winograd};
+use crate::image::RgbImage;
 use crate::tensor::Tensor;
+use crate::tiling::Tile;
+
+/// What a head reads: an activation, or the input window (a tile) of an image's 8-bit pixels, of
+/// which each band converts only the rows it reads (`planes.rs`; the same floats as the window
+/// converted whole).
+#[derive(Clone, Copy)]
+pub(crate) enum HeadInput<'a> {
+    Tensor(&'a Tensor),
+    Pixels(&'a RgbImage, Tile),
+}
 
 /// Target size of the band buffer. Smaller bands measured slower in a one-shot (more, shorter
 /// parallel loops); see docs/benchmarks.md.
@@ -58,9 +70,13 @@ impl<'a> Head<'a> {
 
     /// Runs the three layers on `x`, their output and the band in buffers from `spares` (the
     /// band's given back).
-    pub fn run(&self, x: &Tensor, spares: &mut Spares) -> Tensor {
+    pub fn run(&self, x: HeadInput<'_>, spares: &mut Spares) -> Tensor {
         let (g0, g2) = (&self.conv0.geom, &self.conv2.geom);
-        let (h1, w1) = g0.out_hw(x.h, x.w);
+        let (xh, xw) = match x {
+            HeadInput::Tensor(t) => (t.h, t.w),
+            HeadInput::Pixels(_, t) => (t.y1 - t.y0, t.x1 - t.x0),
+        };
+        let (h1, w1) = g0.out_hw(xh, xw);
         let (c1, c2) = (g0.cout, g2.cout);
         let grid = g2.grid(h1, w1);
         let (oh, ow) = g2.out_hw(h1, w1);
@@ -95,6 +111,8 @@ impl<'a> Head<'a> {
         let stride = cap * w1;
         // Rows of the input held by `b` now, from `held.start` at its row 0.
         let mut held = 0..0;
+        // The f32 rows of the pixels the current band reads, when the input is an image.
+        let mut pixels = Vec::new();
         for (tiles, need) in bands.into_iter().zip(rows) {
             let start = need.start;
             debug_assert!(start >= held.start, "bands move down");
@@ -116,13 +134,29 @@ impl<'a> Head<'a> {
                     // plane of `b` and owns them; they lie inside the planes (below).
                     unsafe { gdn_fast_pixels(self.gdn, ptr, stride, at + p0..at + p0 + n) }
                 };
+                let to = SendPtr(ptr.get().wrapping_add(at));
                 // SAFETY: rows `fresh` land at rows `fresh - start` of each of `b`'s planes (all
                 // inside: `need.len() <= cap`), and nothing else touches `b` meanwhile.
-                unsafe {
-                    let to = SendPtr(ptr.get().add(at));
-                    let bias = self.conv0.bias();
-                    self.plain
-                        .run_rows(g0, bias, x, fresh.clone(), to, stride, &gdn);
+                match x {
+                    HeadInput::Tensor(x) => unsafe { self.conv0_rows(x, fresh, to, stride, &gdn) },
+                    HeadInput::Pixels(image, t) => {
+                        // Only the rows of pixels this band's convolution reads, in f32.
+                        let read = g0.input_rows(fresh.clone(), xh);
+                        let window = Tile {
+                            y0: t.y0 + read.start,
+                            y1: t.y0 + read.end,
+                            ..t
+                        };
+                        let f32s = image.window_f32_into(&window, std::mem::take(&mut pixels));
+                        let x = Rows {
+                            t: &f32s,
+                            y0: read.start,
+                            h: xh,
+                        };
+                        // SAFETY: as above.
+                        unsafe { self.conv0_rows(&x, fresh, to, stride, &gdn) };
+                        pixels = f32s.data;
+                    }
                 }
             }
             held = need;
@@ -136,5 +170,20 @@ impl<'a> Head<'a> {
         }
         spares.give(b.data);
         y
+    }
+
+    /// Grid rows `rows` of the first convolution of `x`, then `gdn` on each task's pixels (see
+    /// [`PlainConv::run_rows`], whose safety contract this forwards).
+    unsafe fn conv0_rows(
+        &self,
+        x: &impl Planes,
+        rows: Range<usize>,
+        out: SendPtr,
+        stride: usize,
+        gdn: &(dyn Fn(usize, usize) + Sync),
+    ) {
+        let (g, bias) = (&self.conv0.geom, self.conv0.bias());
+        // SAFETY: forwarded.
+        unsafe { self.plain.run_rows(g, bias, x, rows, out, stride, gdn) }
     }
 }

@@ -18,18 +18,20 @@
 //! Taps of a phase are always listed by ascending kernel index `kk`, which fixes the summation
 //! order of [`Math::Exact`] (see [`super::exact`]).
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::band::Head;
+use super::band::{Head, HeadInput};
 use super::exact::ExactConv;
 use super::gdn;
 use super::gemm::FastConv;
 use super::pack_cache::{Key, Kind, NetFile};
 use super::slab::Packed;
 use super::Math;
+use crate::image::RgbImage;
 use crate::model::graph::{conv_out_hw, Layer, Net, Weights};
 use crate::tensor::Tensor;
-use crate::tiling::{BackendError, Geometry, PreparedNet};
+use crate::tiling::{BackendError, Geometry, PreparedNet, Tile};
 
 /// One tap of a phase in one dimension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +220,23 @@ impl ConvGeom {
         } else {
             (h.div_ceil(self.stride), w.div_ceil(self.stride))
         }
+    }
+
+    /// The input rows (of `h`) that grid rows `rows` of a plain convolution read; the taps
+    /// outside them read the zero padding.
+    pub fn input_rows(&self, rows: Range<usize>, h: usize) -> Range<usize> {
+        debug_assert!(!self.transposed, "a plain convolution");
+        let offs = self.phases.iter().flat_map(|p| p.ty.iter().map(|t| t.off));
+        let (lo, hi) = offs.fold((isize::MAX, isize::MIN), |(lo, hi), o| {
+            (lo.min(o), hi.max(o))
+        });
+        if rows.is_empty() || lo > hi {
+            return 0..0;
+        }
+        let step = self.step() as isize;
+        let first = (rows.start as isize * step + lo).clamp(0, h as isize);
+        let last = ((rows.end as isize - 1) * step + hi + 1).clamp(first, h as isize);
+        first as usize..last as usize
     }
 
     /// Output size for an `h x w` input.
@@ -734,21 +753,72 @@ impl CpuNet {
     /// which saves the page faults of fresh allocations; element-wise layers run in place. The
     /// head of an analysis transform runs in bands of rows (see `band.rs`).
     pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.with_spares(|spares| match self.head() {
+            Some(head) => {
+                let y = head.run(HeadInput::Tensor(x), spares);
+                self.run_layers(x, Some(y), &self.layers[3..], spares)
+            }
+            None => self.run_layers(x, None, &self.layers, spares),
+        })
+    }
+
+    /// [`CpuNet::forward`] of the input window `t` of `image`, converting to f32 only the rows
+    /// each band of the head reads (see `planes.rs`); the same bits as `forward` of the whole
+    /// window in f32. `None` when the net does not start with an analysis head, whose first convolution is
+    /// the only one that reads pixels.
+    ///
+    /// # Panics
+    /// If the window is not inside the image.
+    pub(crate) fn forward_rgb(&self, image: &RgbImage, t: &Tile) -> Option<Tensor> {
+        let head = self.head()?;
+        assert!(
+            t.y0 <= t.y1 && t.y1 <= image.height && t.x0 <= t.x1 && t.x1 <= image.width,
+            "window outside the image"
+        );
+        Some(self.with_spares(|spares| {
+            let y = head.run(HeadInput::Pixels(image, *t), spares);
+            let empty = Tensor::from_vec(0, 0, 0, Vec::new());
+            self.run_layers(&empty, Some(y), &self.layers[3..], spares)
+        }))
+    }
+
+    /// The analysis head the Fast net starts with, if any (see `band.rs`).
+    fn head(&self) -> Option<Head<'_>> {
+        match self.math {
+            Math::Fast => Head::of(&self.layers),
+            Math::Exact => None,
+        }
+    }
+
+    /// Runs `f` with the buffers the last call left, and keeps the larger set for the next.
+    fn with_spares(&self, f: impl FnOnce(&mut Spares) -> Tensor) -> Tensor {
         // A concurrent call on the same net finds the buffers taken and allocates its own.
         let mut spares = self
             .spares
             .lock()
             .map(|mut s| std::mem::take(&mut *s))
             .unwrap_or_default();
-        let head = match self.math {
-            Math::Fast => Head::of(&self.layers),
-            Math::Exact => None,
-        };
-        let (mut cur, rest) = match head {
-            Some(head) => (Some(head.run(x, &mut spares)), &self.layers[3..]),
-            None => (None, &self.layers[..]),
-        };
-        for layer in rest {
+        let y = f(&mut spares);
+        spares.trim();
+        if let Ok(mut kept) = self.spares.lock() {
+            if spares.0.iter().map(Vec::capacity).sum::<usize>()
+                > kept.0.iter().map(Vec::capacity).sum::<usize>()
+            {
+                *kept = spares;
+            }
+        }
+        y
+    }
+
+    /// Runs `layers` on `cur`, or on `x` while `cur` is `None` (`x` is then never consumed).
+    fn run_layers(
+        &self,
+        x: &Tensor,
+        mut cur: Option<Tensor>,
+        layers: &[CpuLayer],
+        spares: &mut Spares,
+    ) -> Tensor {
+        for layer in layers {
             cur = Some(match (layer, cur.take()) {
                 (CpuLayer::Conv(c), t) => {
                     let input = t.as_ref().unwrap_or(x);
@@ -764,16 +834,7 @@ impl CpuNet {
                 (l, None) => l.forward_owned(x.clone(), self.math),
             });
         }
-        let y = cur.unwrap_or_else(|| x.clone());
-        spares.trim();
-        if let Ok(mut kept) = self.spares.lock() {
-            if spares.0.iter().map(Vec::capacity).sum::<usize>()
-                > kept.0.iter().map(Vec::capacity).sum::<usize>()
-            {
-                *kept = spares;
-            }
-        }
-        y
+        cur.unwrap_or_else(|| x.clone())
     }
 }
 
@@ -792,6 +853,10 @@ impl PreparedNet for CpuNet {
 
     fn run(&self, x: &Tensor) -> Result<Tensor, OverBudget> {
         Ok(self.forward(x))
+    }
+
+    fn run_rgb(&self, image: &RgbImage, t: &Tile) -> Option<Result<Tensor, OverBudget>> {
+        self.forward_rgb(image, t).map(Ok)
     }
 
     fn too_large(&self, h: usize, w: usize, budget: u64) -> OverBudget {

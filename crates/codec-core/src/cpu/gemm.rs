@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::conv::{ConvGeom, ConvLayer, Phase, SendPtr};
+use super::planes::Planes;
 use super::winograd::Winograd;
 use super::{has_avx2, zeroed};
 use crate::tensor::Tensor;
@@ -37,7 +38,11 @@ pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R 
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut buf) => {
             if buf.len() < len {
-                buf.resize(len, 0.0);
+                // Replaced, not grown: growing copies the old contents (never read again) and
+                // writes zeros over the rest, touching every page; a zeroed allocation is left
+                // to the kernel, whose pages arrive zeroed where a task first writes them.
+                *buf = Vec::new();
+                *buf = vec![0.0; len];
             }
             f(&mut buf[..len])
         }
@@ -261,17 +266,18 @@ impl PlainConv<'_> {
     /// # Safety
     /// `out` must be valid for those writes, and nothing else may access them meanwhile.
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn run_rows(
+    pub unsafe fn run_rows<X: Planes>(
         &self,
         g: &ConvGeom,
         bias: Option<&[f32]>,
-        x: &Tensor,
+        x: &X,
         rows: std::ops::Range<usize>,
         out: SendPtr,
         stride: usize,
         then: &(dyn Fn(usize, usize) + Sync),
     ) {
-        let ow = g.grid(x.h, x.w).1;
+        let (_, xh, xw) = x.shape();
+        let ow = g.grid(xh, xw).1;
         run_phases(self.phases, g, bias, x, rows, (out, stride, ow), Some(then));
     }
 }
@@ -280,16 +286,17 @@ impl PlainConv<'_> {
 /// convolution (`up == 1`) grid row `rows.start + r` of channel `co` lands at `pointer + co *
 /// stride + r * width`; a transposed one runs whole (`rows` all the grid) into its output tensor.
 /// `then(p0, n)` runs in each task after its positions are written (see [`PlainConv::run_rows`]).
-fn run_phases(
+fn run_phases<X: Planes>(
     phases: &[FastPhase],
     g: &ConvGeom,
     bias: Option<&[f32]>,
-    x: &Tensor,
+    x: &X,
     rows: std::ops::Range<usize>,
     (optr, oplane, ow): (SendPtr, usize, usize),
     then: Option<&(dyn Fn(usize, usize) + Sync)>,
 ) {
-    let gw = g.grid(x.h, x.w).1;
+    let (_, xh, xw) = x.shape();
+    let gw = g.grid(xh, xw).1;
     let first = rows.start * gw;
     let positions = rows.len() * gw;
     let avx2 = has_avx2();
@@ -455,8 +462,8 @@ fn run_col2im(w: &[f32], g: &ConvGeom, bias: Option<&[f32]>, x: &Tensor, out: &m
 /// None beyond the signature; `unsafe` only so that the AVX2 build can share the body.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn im2col(
-    x: &Tensor,
+unsafe fn im2col<X: Planes>(
+    x: &X,
     ph: &Phase,
     step: usize,
     p0: usize,
@@ -464,11 +471,11 @@ unsafe fn im2col(
     gw: usize,
     col: &mut [f32],
 ) {
-    let (h, w) = (x.h as isize, x.w as isize);
+    let (c, h, w) = x.shape();
+    let (h, w) = (h as isize, w as isize);
     let st = step as isize;
     let mut rows = col.chunks_exact_mut(n);
-    for ci in 0..x.c {
-        let plane = x.channel(ci);
+    for ci in 0..c {
         for &ty in &ph.ty {
             for &tx in &ph.tx {
                 let Some(dst) = rows.next() else { return };
@@ -494,7 +501,6 @@ unsafe fn im2col(
                     if iy < 0 || iy >= h {
                         d.fill(0.0);
                     } else {
-                        let row = &plane[iy as usize * x.w..(iy as usize + 1) * x.w];
                         let a = (lo.max(gx as isize) - gx as isize).clamp(0, cnt as isize) as usize;
                         let b = (hi.min((gx + cnt) as isize) - gx as isize)
                             .clamp(a as isize, cnt as isize)
@@ -503,7 +509,7 @@ unsafe fn im2col(
                         d[b..].fill(0.0);
                         if a < b {
                             let ix0 = ((gx + a) * step) as isize + tx.off;
-                            gather(&mut d[a..b], &row[ix0 as usize..], step);
+                            x.gather(ci, iy as usize, ix0 as usize, step, &mut d[a..b]);
                         }
                     }
                     i += cnt;
@@ -514,29 +520,7 @@ unsafe fn im2col(
     }
 }
 
-avx2_variant!(im2col_avx2 => im2col(x: &Tensor, ph: &Phase, step: usize, p0: usize, n: usize, gw: usize, col: &mut [f32]));
-
-/// `dst[j] = src[j * step]`.
-#[inline(always)]
-fn gather(dst: &mut [f32], src: &[f32], step: usize) {
-    let len = dst.len();
-    match step {
-        1 => dst.copy_from_slice(&src[..len]),
-        2 => {
-            let src = &src[..2 * len - 1];
-            let (head, last) = dst.split_at_mut(len - 1);
-            for (d, pair) in head.iter_mut().zip(src.chunks_exact(2)) {
-                *d = pair[0];
-            }
-            last[0] = src[2 * len - 2];
-        }
-        _ => {
-            for (d, s) in dst.iter_mut().zip(src.iter().step_by(step)) {
-                *d = *s;
-            }
-        }
-    }
-}
+avx2_variant!(im2col_avx2<X: Planes> => im2col(x: &X, ph: &Phase, step: usize, p0: usize, n: usize, gw: usize, col: &mut [f32]));
 
 /// Writes a `[cout, n]` block of phase results (plus bias) to the phase's output positions.
 #[allow(clippy::too_many_arguments)]

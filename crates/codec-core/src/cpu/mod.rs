@@ -24,6 +24,7 @@ mod gdn;
 mod gdn_simd;
 mod gemm;
 mod pack_cache;
+mod planes;
 mod slab;
 #[cfg(test)]
 mod tests;

@@ -422,6 +422,81 @@ fn analysis_head_in_bands_matches_layer_by_layer() {
     eprintln!("analysis head in bands: worst difference {worst:.1e} of the largest output");
 }
 
+/// An analysis head that reads an image's 8-bit pixels, converting only the rows each band reads,
+/// gives the bits of the same net on the window converted whole, for windows at the image's
+/// corner, inside it and of one pixel, every band size and 1 and 2 threads; a net that starts with
+/// a Winograd layer (b2018-gdn-128's 9x9/4), or an Exact one, declines.
+#[test]
+fn analysis_head_reads_8bit_pixels_bit_for_bit() {
+    use crate::image::RgbImage;
+    use crate::tiling::Tile;
+    let mut rng = Rng(0x5eed_0010);
+    let head = Net {
+        name: "g_a".into(),
+        layers: vec![
+            conv_layer(&mut rng, 3, 40, 5, 2, false, true),
+            gdn_layer(&mut rng, 40, false),
+            conv_layer(&mut rng, 40, 36, 5, 2, false, true),
+            gdn_layer(&mut rng, 36, false),
+            conv_layer(&mut rng, 36, 8, 5, 2, false, false),
+        ],
+    };
+    let wide = Net {
+        name: "g_a".into(),
+        layers: vec![
+            conv_layer(&mut rng, 3, 40, 9, 4, false, true),
+            gdn_layer(&mut rng, 40, false),
+            conv_layer(&mut rng, 40, 8, 5, 2, false, false),
+        ],
+    };
+    let (width, height) = (131, 97);
+    let image = RgbImage {
+        width,
+        height,
+        data: (0..width * height * 3)
+            .map(|_| (rng.f(128.0) + 128.0) as u8)
+            .collect(),
+    };
+    let window = |y0, y1, x0, x1| Tile {
+        y0,
+        y1,
+        x0,
+        x1,
+        oy0: 0,
+        oy1: 0,
+        ox0: 0,
+        ox1: 0,
+    };
+    let cpu = CpuNet::prepare(&head, Math::Fast);
+    assert!(super::band::Head::of(&cpu.layers).is_some(), "not a head");
+    for t in [
+        window(0, height, 0, width),
+        window(13, 80, 7, 120),
+        window(96, 97, 130, 131),
+    ] {
+        let expected = cpu.forward(&image.window_f32(&t));
+        for rows in [1, 2, 0] {
+            for threads in [1, 2] {
+                let got = in_pool(threads, || {
+                    BAND_TILE_ROWS.set(rows);
+                    let y = cpu.forward_rgb(&image, &t);
+                    BAND_TILE_ROWS.set(0);
+                    y
+                })
+                .expect("a head");
+                let what = format!("window {t:?}, {rows} tile rows, {threads} threads");
+                assert_bits_eq(&got, &expected, &what);
+            }
+        }
+    }
+    let whole = window(0, height, 0, width);
+    for (net, math) in [(&wide, Math::Fast), (&head, Math::Exact)] {
+        assert!(CpuNet::prepare(net, math)
+            .forward_rgb(&image, &whole)
+            .is_none());
+    }
+}
+
 /// The buffer a forward pass keeps for the next one never shows through: a net run on a larger
 /// input, then on a smaller one (which writes into that buffer), gives the smaller one's bits of
 /// a freshly prepared net, and the same again when it runs once more.
