@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use architecture::Architecture;
 pub use decoder_id::is_decoder_tensor;
 pub use manifest::{FamilyEntry, Manifest, WeightsVersion};
-pub use weights::{CdfRows, EbTables, Family, GcTables, Tables};
+pub use weights::{CdfRows, EbTables, Family, GcTables, I32s, Tables};
 
 /// Errors finding or loading a model.
 #[derive(Debug, thiserror::Error)]

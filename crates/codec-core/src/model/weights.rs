@@ -16,11 +16,55 @@ use super::{FamilyEntry, ModelError};
 #[derive(Clone, Debug)]
 pub struct CdfRows {
     /// `[rows, row_len]`, each row valid up to its `cdf_len`.
-    pub cdf: Vec<i32>,
+    pub cdf: I32s,
     pub rows: usize,
     pub row_len: usize,
-    pub cdf_len: Vec<i32>,
-    pub offset: Vec<i32>,
+    pub cdf_len: I32s,
+    pub offset: I32s,
+}
+
+/// i32 values, read where the model file holds them when they are aligned little-endian values
+/// (safetensors aligns its tensors), else converted into memory of their own.
+///
+/// Why: the tables are only read, once, to build the coder's; copied, they were 1.2 MB of fresh
+/// pages (mbt2018-mean-msssim's) on the thread a one-shot call's start waits for.
+#[derive(Clone)]
+pub struct I32s(I32sRepr);
+
+#[derive(Clone)]
+enum I32sRepr {
+    Owned(Vec<i32>),
+    /// `len` values at byte `start` of the file, checked aligned when made.
+    InFile {
+        file: Arc<FileBytes>,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl std::ops::Deref for I32s {
+    type Target = [i32];
+
+    fn deref(&self) -> &[i32] {
+        match &self.0 {
+            I32sRepr::Owned(v) => v,
+            I32sRepr::InFile { file, start, len } => {
+                bytemuck::cast_slice(&file.bytes()[*start..*start + 4 * len])
+            }
+        }
+    }
+}
+
+impl From<Vec<i32>> for I32s {
+    fn from(v: Vec<i32>) -> Self {
+        I32s(I32sRepr::Owned(v))
+    }
+}
+
+impl std::fmt::Debug for I32s {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
 }
 
 /// CDF tables of an EntropyBottleneck, one row per channel.
@@ -294,20 +338,24 @@ impl Reader<'_, '_> {
         finite(name, v)
     }
 
-    fn i32s(&self, name: &str) -> Result<(Vec<i32>, Vec<usize>), ModelError> {
+    fn i32s(&self, name: &str) -> Result<(I32s, Vec<usize>), ModelError> {
         let v = self.view(name)?;
         if v.dtype() != Dtype::I32 {
             return Err(bad(name, format!("dtype {:?}, expected I32", v.dtype())));
         }
-        // The file's bytes copied as they are where they are aligned little-endian values
-        // (safetensors aligns its tensors), else converted one value at a time.
-        let values = match bytemuck::try_cast_slice::<u8, i32>(v.data()) {
-            Ok(values) if cfg!(target_endian = "little") => values.to_vec(),
-            _ => v
-                .data()
+        let data = v.data();
+        let values = match bytemuck::try_cast_slice::<u8, i32>(data) {
+            Ok(values) if cfg!(target_endian = "little") => I32s(I32sRepr::InFile {
+                file: Arc::clone(self.file),
+                // `data` lies inside the file's bytes (safetensors views borrow them).
+                start: data.as_ptr() as usize - self.file.bytes().as_ptr() as usize,
+                len: values.len(),
+            }),
+            _ => data
                 .chunks_exact(4)
                 .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
+                .collect::<Vec<i32>>()
+                .into(),
         };
         Ok((values, v.shape().to_vec()))
     }
