@@ -82,10 +82,49 @@ pub fn read_input(input: &Input) -> Result<Vec<u8>> {
     }
 }
 
+/// Reads and decodes an input image: its size in bytes, the image, and what was converted (see
+/// [`decode_image`]).
+///
+/// A regular file is decoded as it is read, through a small buffer: its bytes are never held
+/// whole (for a Kodak PNG, 0.7 MB of fresh pages a one-shot call would fault in on the thread
+/// its compress waits for). Stdin, pipes and other special files are read whole first, as the
+/// decoders seek.
+pub fn read_input_image(input: &Input) -> Result<(u64, RgbImage, Option<String>)> {
+    let Input::Path(p) = input else {
+        let bytes = read_input(input)?;
+        let (image, note) = decode_image(&bytes, input)?;
+        return Ok((bytes.len() as u64, image, note));
+    };
+    let cannot = || format!("cannot read {}", p.display());
+    let mut file = std::fs::File::open(p).with_context(cannot)?;
+    let meta = file.metadata().with_context(cannot)?;
+    if meta.is_file() {
+        let reader = std::io::BufReader::with_capacity(READ_BUFFER, file);
+        let (image, note) = decode_from(reader, input)?;
+        return Ok((meta.len(), image, note));
+    }
+    // From the file already open: a named pipe opened again would wait for another writer.
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).with_context(cannot)?;
+    let (image, note) = decode_image(&bytes, input)?;
+    Ok((bytes.len() as u64, image, note))
+}
+
+/// [`read_input_image`]'s buffer: a few dozen reads for a Kodak PNG.
+const READ_BUFFER: usize = 64 << 10;
+
 /// Decodes PNG, JPEG, BMP, TIFF or WebP bytes as 8-bit RGB. The second value says what was
 /// converted (gray, alpha, 16 bits), for a note on stderr.
 pub fn decode_image(bytes: &[u8], name: &Input) -> Result<(RgbImage, Option<String>)> {
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+    decode_from(std::io::Cursor::new(bytes), name)
+}
+
+/// [`decode_image`] of what `reader` holds.
+fn decode_from(
+    reader: impl std::io::BufRead + std::io::Seek,
+    name: &Input,
+) -> Result<(RgbImage, Option<String>)> {
+    let img = image::ImageReader::new(reader)
         .with_guessed_format()
         .context("failed reading image data")?;
     let Some(format) = img.format() else {
@@ -112,8 +151,7 @@ pub fn decode_image(bytes: &[u8], name: &Input) -> Result<(RgbImage, Option<Stri
 /// Reads an image file as 8-bit RGB, with the conversion note on stderr (for tools that read one
 /// image at a time, like tfci-eval).
 pub fn read_image(path: &Path) -> Result<RgbImage> {
-    let input = Input::Path(path.into());
-    let (img, note) = decode_image(&read_input(&input)?, &input)?;
+    let (_, img, note) = read_input_image(&Input::Path(path.into()))?;
     if let Some(note) = note {
         crate::report::say(&format!("note: {note}"));
     }
@@ -394,6 +432,43 @@ mod tests {
             .expect("ls")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect()
+    }
+
+    /// An image file decoded as it is read gives what its bytes decode to, and its size; a FIFO
+    /// (a shell's `<(cat a.png)`), which cannot seek, is read whole first and gives the same; a
+    /// folder is refused as unreadable.
+    #[cfg(unix)]
+    #[test]
+    fn image_files_and_pipes_read_alike() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = RgbImage {
+            width: 7,
+            height: 5,
+            data: (0..7 * 5 * 3).map(|i| (i * 37 % 256) as u8).collect(),
+        };
+        let png = png_bytes(&image).expect("png");
+        let file = dir.path().join("a.png");
+        std::fs::write(&file, &png).expect("write");
+        let (len, read, note) = read_input_image(&Input::Path(file)).expect("file");
+        assert_eq!((len, &read, note), (png.len() as u64, &image, None));
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let writer = {
+                let (fifo, png) = (fifo.clone(), png.clone());
+                std::thread::spawn(move || std::fs::write(fifo, png).expect("write the fifo"))
+            };
+            let (len, read, _) = read_input_image(&Input::Path(fifo)).expect("fifo");
+            writer.join().expect("writer");
+            assert_eq!((len, &read), (png.len() as u64, &image));
+        } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED the FIFO half of image_files_and_pipes_read_alike: mkfifo is not available"
+            );
+        }
+        let err = read_input_image(&Input::Path(dir.path().into())).expect_err("a folder");
+        assert!(format!("{err:#}").contains("cannot read"), "{err:#}");
     }
 
     /// A full disk: the writer fails half way; no output and no temporary file remain.

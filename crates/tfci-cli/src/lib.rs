@@ -15,8 +15,8 @@ mod search;
 
 pub use args::{parse_size, BackendChoice, Common, EffortArg, NoClobber, RdParameter};
 pub use files::{
-    check_output, decode_image, png_bytes, read_image, read_input, write_output, Clobber, Input,
-    Output, WriteGuard,
+    check_output, decode_image, png_bytes, read_image, read_input, read_input_image, write_output,
+    Clobber, Input, Output, WriteGuard,
 };
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub use huge_alloc::HugePageAlloc;

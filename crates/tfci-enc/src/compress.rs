@@ -150,10 +150,9 @@ struct How<'a> {
 type ReadImage = Result<(u64, RgbImage, Option<String>)>;
 
 fn read_image_of(input: &Input) -> ReadImage {
-    let bytes = tfci_cli::read_input(input)?;
-    let (image, note) = tfci_cli::decode_image(&bytes, input)?;
+    let read = tfci_cli::read_input_image(input)?;
     codec_core::stage::mark("image decoded");
-    Ok((bytes.len() as u64, image, note))
+    Ok(read)
 }
 
 /// Codes one job; `read` is its input when it was read ahead.

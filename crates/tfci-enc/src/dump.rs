@@ -224,8 +224,7 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
     }
     let clobber = args.no_clobber.clobber();
     tfci_cli::check_output(&output, &input, clobber, WriteGuard::NotAnImage)?;
-    let bytes = tfci_cli::read_input(&input)?;
-    let (image, note) = tfci_cli::decode_image(&bytes, &input)?;
+    let (_, image, note) = tfci_cli::read_input_image(&input)?;
     if let Some(note) = note {
         reporter.note(&note);
     }
