@@ -10,7 +10,7 @@ pages back), so the footprint shows there. Build the old binary from a worktree 
     cd training && python -m tfci_training.bench_ab /tmp/old/target/release/tfci-enc \\
         ../target/release/tfci-enc --models bmshj2018-factorized-msssim-4,mbt2018-mean-msssim-4 --pause 3
 
-The binaries keep packed weights in a cache of this run's own (``benchutil.private_pack_cache``),
+Each binary keeps packed weights in a cache of its own in this run (``benchutil.private_pack_cache``),
 filled by the untimed first round. Every call records the other processes' CPU share (``benchutil``); contended calls are retried,
 then dropped. Stop training first.
 """
@@ -27,13 +27,17 @@ import time
 from .benchutil import REPO, private_pack_cache, sample
 
 
-def call(exe: str, model: str, image: str, out: str, pause: float, backend: str = "cpu") -> float:
+def call(exe: str, model: str, image: str, out: str, pause: float, backend: str = "cpu",
+         cache: str | None = None) -> float:
     """Wall time of one ``compress`` in ms, after ``pause`` seconds of sleep; ``backend``
-    ``default`` gives no ``--backend`` (what a user types)."""
+    ``default`` gives no ``--backend`` (what a user types); ``cache`` the packed-weights folder
+    (``TFCI_CACHE_DIR``) of this binary."""
     time.sleep(pause)
     pick = [] if backend == "default" else ["--backend", backend]
+    env = None if cache is None else {**os.environ, "TFCI_CACHE_DIR": cache}
     t0 = time.perf_counter()
-    subprocess.run([exe, "compress", *pick, model, image, out], check=True, cwd=REPO, capture_output=True)
+    subprocess.run([exe, "compress", *pick, model, image, out], check=True, cwd=REPO, capture_output=True,
+                   env=env)
     return (time.perf_counter() - t0) * 1e3
 
 
@@ -63,13 +67,17 @@ def main(argv=None) -> int:
     dropped = 0
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.tfci")
-        private_pack_cache(tmp)
+        # One packed-weights cache per binary: builds whose packing code differs replace each
+        # other's files (tagged with a hash of that code), so a shared one is packed afresh and
+        # written at every call.
+        caches = [private_pack_cache(os.path.join(tmp, name)) for name in ("a", "b")]
         for r in range(args.rounds + 1):
             for m in models:
                 # Alternate which binary goes first; round 0 only warms the page cache (and fills
                 # the packed-weights cache of a build that keeps one).
                 for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-                    ms, _, clean = sample(lambda: call(exes[i], m, image, out, args.pause, args.backend), args.max_other)
+                    ms, _, clean = sample(lambda: call(exes[i], m, image, out, args.pause, args.backend,
+                                                       caches[i]), args.max_other)
                     if r > 0 and clean:
                         times[(m, i)].append(ms)
                     dropped += r > 0 and not clean
