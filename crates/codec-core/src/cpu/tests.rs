@@ -370,6 +370,30 @@ fn net_forward_matches_layer_by_layer_reference() {
     }
 }
 
+/// An analysis head (`conv -> GDN -> Winograd conv`) and two more layers, as `g_a` starts.
+fn head_net(rng: &mut Rng) -> Net {
+    Net {
+        name: "g_a".into(),
+        layers: vec![
+            conv_layer(rng, 3, 40, 5, 2, false, true),
+            gdn_layer(rng, 40, false),
+            conv_layer(rng, 40, 36, 5, 2, false, true),
+            gdn_layer(rng, 36, false),
+            conv_layer(rng, 36, 8, 5, 2, false, false),
+        ],
+    }
+}
+
+/// `f` on `threads` threads with `rows` tile rows per band of an analysis head (0: its own).
+fn in_bands<R: Send>(rows: usize, threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    in_pool(threads, || {
+        BAND_TILE_ROWS.set(rows);
+        let y = f();
+        BAND_TILE_ROWS.set(0);
+        y
+    })
+}
+
 /// An analysis head (`conv → GDN → Winograd conv`) run in bands of rows gives the layer-by-layer
 /// result: bands of one, two and three tile rows (rounded up to whole blocks of tiles, so bands
 /// that start inside a tile row) and the default, sizes that are not multiples of a tile and
@@ -382,16 +406,7 @@ fn analysis_head_in_bands_matches_layer_by_layer() {
     let mut rng = Rng(0x5eed_000c);
     let mut worst = 0.0f32;
     for &(h, w) in &[(200, 150), (171, 263), (9, 11), (1, 1)] {
-        let net = Net {
-            name: "g_a".into(),
-            layers: vec![
-                conv_layer(&mut rng, 3, 40, 5, 2, false, true),
-                gdn_layer(&mut rng, 40, false),
-                conv_layer(&mut rng, 40, 36, 5, 2, false, true),
-                gdn_layer(&mut rng, 36, false),
-                conv_layer(&mut rng, 36, 8, 5, 2, false, false),
-            ],
-        };
+        let net = head_net(&mut rng);
         let x = tensor(&mut rng, 3, h, w);
         let cpu = CpuNet::prepare(&net, Math::Fast);
         assert!(super::band::Head::of(&cpu.layers).is_some(), "not a head");
@@ -401,12 +416,7 @@ fn analysis_head_in_bands_matches_layer_by_layer() {
         }
         for rows in [1, 2, 3, 0] {
             for threads in [1, 2] {
-                let got = in_pool(threads, || {
-                    BAND_TILE_ROWS.set(rows);
-                    let y = cpu.forward(&x);
-                    BAND_TILE_ROWS.set(0);
-                    y
-                });
+                let got = in_bands(rows, threads, || cpu.forward(&x));
                 let what = format!("{h}x{w}, {rows} tile rows, {threads} threads");
                 assert_eq!(
                     (got.c, got.h, got.w),
@@ -431,16 +441,7 @@ fn analysis_head_reads_8bit_pixels_bit_for_bit() {
     use crate::image::RgbImage;
     use crate::tiling::Tile;
     let mut rng = Rng(0x5eed_0010);
-    let head = Net {
-        name: "g_a".into(),
-        layers: vec![
-            conv_layer(&mut rng, 3, 40, 5, 2, false, true),
-            gdn_layer(&mut rng, 40, false),
-            conv_layer(&mut rng, 40, 36, 5, 2, false, true),
-            gdn_layer(&mut rng, 36, false),
-            conv_layer(&mut rng, 36, 8, 5, 2, false, false),
-        ],
-    };
+    let head = head_net(&mut rng);
     let wide = Net {
         name: "g_a".into(),
         layers: vec![
@@ -477,13 +478,7 @@ fn analysis_head_reads_8bit_pixels_bit_for_bit() {
         let expected = cpu.forward(&image.window_f32(&t));
         for rows in [1, 2, 0] {
             for threads in [1, 2] {
-                let got = in_pool(threads, || {
-                    BAND_TILE_ROWS.set(rows);
-                    let y = cpu.forward_rgb(&image, &t);
-                    BAND_TILE_ROWS.set(0);
-                    y
-                })
-                .expect("a head");
+                let got = in_bands(rows, threads, || cpu.forward_rgb(&image, &t)).expect("a head");
                 let what = format!("window {t:?}, {rows} tile rows, {threads} threads");
                 assert_bits_eq(&got, &expected, &what);
             }
