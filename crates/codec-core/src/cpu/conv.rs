@@ -763,9 +763,10 @@ impl CpuNet {
     }
 
     /// [`CpuNet::forward`] of the input window `t` of `image`, converting to f32 only the rows
-    /// each band of the head reads (see `planes.rs`); the same bits as `forward` of the whole
-    /// window in f32. `None` when the net does not start with an analysis head, whose first convolution is
-    /// the only one that reads pixels.
+    /// each band of its analysis head reads (see `planes.rs`): the same bits as `forward` of the
+    /// whole window in f32. `None` when the net does not start with a head (the caller converts
+    /// the window; b2018-gdn-128's first layer, a Winograd one, ran 2.6 ms slower in bands of
+    /// pixel rows: docs/benchmarks.md, sixteenth session).
     ///
     /// # Panics
     /// If the window is not inside the image.
