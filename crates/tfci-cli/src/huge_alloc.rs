@@ -206,6 +206,18 @@ unsafe impl GlobalAlloc for HugePageAlloc {
 mod tests {
     use super::*;
 
+    /// Own mappings start above 1 MiB: exactly 1 MiB (the `gemm` crate's per-thread slab) stays
+    /// with the system allocator.
+    #[test]
+    fn own_mappings_start_above_one_mib() {
+        let layout = |size| Layout::from_size_align(size, 8).expect("layout");
+        assert!(!is_large(&layout(1 << 20)));
+        assert!(is_large(&layout((1 << 20) + 1)));
+        assert!(!is_large(
+            &Layout::from_size_align(4 << 20, 2 * HUGE).expect("layout")
+        ));
+    }
+
     /// Large blocks are aligned, zeroed where asked, keep their contents through every kind of
     /// resize, and come back from the cache for the same length.
     #[test]
