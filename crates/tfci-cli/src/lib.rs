@@ -215,13 +215,15 @@ pub fn print_adapters() {
 
 /// Call first in `main`, while the process has one thread (it may set an environment variable).
 ///
-/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection to find the
+/// It sets the heap policy first ([`keep_freed_memory`]: freed memory reused, one heap for every
+/// thread), before the codec allocates anything. Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection to find the
 /// desktop's default GPU; without a session (SSH, CI, containers) libwayland prints "error:
 /// XDG_RUNTIME_DIR is invalid or not set" on every adapter probe. The backend ranks adapters itself
 /// (`--adapter` picks one), so the layer adds nothing here: it is switched off through its own
 /// documented variable, unless the user set that variable or has a session. Then it installs the
 /// interrupt handler that removes a half-written output's temporary file.
 pub fn prepare_environment() {
+    keep_freed_memory();
     let session = std::env::var_os("XDG_RUNTIME_DIR")
         .map(|d| std::path::Path::new(&d).is_dir())
         .unwrap_or(false);

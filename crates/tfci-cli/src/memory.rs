@@ -1,29 +1,37 @@
-//! The binaries' memory policy for the encoder's search (`--effort`) and its batches.
+//! The binaries' heap policy: freed memory stays in the process for reuse, and every thread
+//! allocates from one heap.
 //!
-//! Every search iteration allocates and frees the same activation-sized buffers (megabytes each:
-//! `g_s`'s activations, their gradients, MS-SSIM's planes). glibc gives such blocks back to the
-//! kernel when they are freed (they are `mmap`ed, or trimmed off the top of the heap), so the
-//! next iteration page-faults every page of them in again, zeroed by the kernel. On the 2-core
-//! development machine that was up to a sixth of the `g_s` forward and backward passes' time
-//! (docs/effort.md, "Speed"). Keeping freed memory in the process lets each
-//! iteration reuse the last one's pages; the peak stays what the search needs (the same sizes come
-//! back every iteration). A batch is the same: each image's `h_s` faulted in about 500 pages
-//! again, and a `tfci-enc` batch of ten Kodak images took 0.94x (mbt2018-mean-msssim), 0.96x
-//! (bmshj2018-factorized-msssim) and 1.00x (b2018-gdn-128) the time with freed memory kept
-//! (docs/benchmarks.md, fourteenth session). One plain compression gains nothing (every buffer is
-//! touched once), so only a search or a batch asks for this. A process-wide setting, so it lives
-//! here, in the binaries' code: the library and the Python module never change it.
+//! Why: every page a process touches for the first time is a page fault and a page the kernel
+//! zeroes, and on the development VM, after a few idle seconds, also a page the host must back
+//! again. A one-shot `mbt2018-mean-msssim` compress allocates about 5.5 MB in blocks of 0.1-1 MB
+//! after its analysis transform (the hyperprior's activations and padded planes, the symbols, the
+//! scale indexes); glibc maps each such block on its own and unmaps it when freed, and gives each
+//! worker thread an arena of its own, so each block faulted its pages in afresh. In one heap that
+//! keeps what is freed, a later block reuses an earlier one's pages: 3,000 -> 2,360 faults a call
+//! (mbt2018-mean-msssim-4), and a user's one-shot compress after 3 s idle took 0.95 / 0.95 / 0.99x
+//! the time (bmshj2018-factorized / b2018-gdn-128 / mbt2018-mean), back to back 1.01 / 1.00 /
+//! 0.97x (docs/benchmarks.md, seventeenth session). A search or a batch allocates the same buffers
+//! again and again (a batch of ten Kodak images took 0.94x the time with freed memory kept,
+//! fourteenth session). Tried and left out: the heap also advised for transparent huge pages
+//! (fewer faults still, 0.91-1.04x back to back, but 1.08-1.12x after a pause: each 2 MiB page is
+//! zeroed, and backed by the host, whole). A process-wide setting, so it lives here, in the
+//! binaries' code: the library and the Python module never change it.
 
 use std::sync::Once;
 
 /// Blocks up to this size come from the heap instead of their own `mmap` (glibc's largest
 /// allowed threshold on 64-bit: 32 MiB). Larger ones (activations of images far above Kodak's
-/// size) still map and unmap.
+/// size) go to `HugePageAlloc`'s own mappings or, without it, map and unmap.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: i32 = 32 << 20;
 
-/// Keeps freed memory in the process for reuse (module docs); once per process, later calls do
-/// nothing. A no-op outside glibc.
+/// What the heap grows by beyond a request (address space; pages are touched as used).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TOP_PAD: i32 = 64 << 20;
+
+/// Keeps freed memory in the process for reuse and makes every thread allocate from the main
+/// heap (module docs); once per process, later calls do nothing. Call it first in `main`: a thread
+/// that allocated before it keeps the arena it has. A no-op outside glibc.
 pub fn keep_freed_memory() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -34,7 +42,8 @@ pub fn keep_freed_memory() {
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
             libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-            libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+            libc::mallopt(libc::M_TOP_PAD, TOP_PAD);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     });
 }

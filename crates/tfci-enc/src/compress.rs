@@ -81,12 +81,6 @@ pub fn run(registry: &Registry, common: &Common, args: Args) -> Result<()> {
     if args.bpp_strict && args.target_bpp.is_none() {
         reporter.note("--bpp_strict is ignored without --target_bpp (as in tfci.py)");
     }
-    // A search or a batch allocates the same buffers again and again (a batch of ten Kodak images
-    // took 0.94x the time with them kept for mbt2018-mean-msssim, docs/benchmarks.md); a single
-    // image gains nothing. Set before the model loads, so its allocations come from the same heap.
-    if args.effort.effort > 0 || jobs.len() > 1 {
-        tfci_cli::keep_freed_memory();
-    }
     // The first input is read and decoded while the model loads (used after its output check).
     let first = jobs.first().map(|job| &job.input);
     // The weights are packed while that image still decodes.

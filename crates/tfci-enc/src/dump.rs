@@ -243,7 +243,6 @@ pub fn run(registry: &Registry, common: &Common, mut args: Args) -> Result<()> {
         ),
     };
     if args.effort.effort > 0 {
-        tfci_cli::keep_freed_memory();
         let objective = codec_core::codec::Objective::of(entry, objective.0, objective.1)?;
         if let Some(r) = codec.search(
             &image,
