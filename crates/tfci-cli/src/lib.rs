@@ -216,7 +216,9 @@ pub fn print_adapters() {
 /// Call first in `main`, while the process has one thread (it may set an environment variable).
 ///
 /// It sets the heap policy first ([`keep_freed_memory`]: freed memory reused, one heap for every
-/// thread), before the codec allocates anything. Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection to find the
+/// thread), before the codec allocates anything.
+///
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` opens a Wayland connection to find the
 /// desktop's default GPU; without a session (SSH, CI, containers) libwayland prints "error:
 /// XDG_RUNTIME_DIR is invalid or not set" on every adapter probe. The backend ranks adapters itself
 /// (`--adapter` picks one), so the layer adds nothing here: it is switched off through its own
